@@ -43,3 +43,16 @@ class Counters:
 
     def __bool__(self) -> bool:
         return any(self._data.values())
+
+
+def subtract(
+    current: Mapping[str, Mapping[str, float]], previous: Mapping[str, Mapping[str, float]]
+) -> dict[str, dict[str, float]]:
+    """``current - previous`` per (group, name), keeping only non-zero differences."""
+    out: dict[str, dict[str, float]] = {}
+    for group, names in current.items():
+        before = previous.get(group, {})
+        diff = {n: v - before.get(n, 0) for n, v in names.items() if v != before.get(n, 0)}
+        if diff:
+            out[group] = diff
+    return out

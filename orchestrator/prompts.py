@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 
 from orchestrator.resources import data_dir
 
@@ -53,5 +54,21 @@ def load_template(name: str, root: Path | None = None) -> PromptTemplate:
         template = env.get_template(f"{name}.j2")
     except jinja2.TemplateSyntaxError as err:
         raise ValueError(f"{file}:{err.lineno}: template syntax error: {err.message}") from err
-    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
-    return PromptTemplate(name=name, source=source, hash=digest, _template=template)
+    digest = hashlib.sha256()
+    for part in _sources(env, f"{name}.j2", base, seen=set()):
+        digest.update(part.encode("utf-8"))
+    return PromptTemplate(name=name, source=source, hash=digest.hexdigest()[:16], _template=template)
+
+
+def _sources(env: jinja2.Environment, name: str, base: Path, seen: set[str]) -> list[str]:
+    """The text of ``name`` and of every file it includes/extends, recursively: a change to a
+    few-shot file changes the template's hash."""
+    if name in seen:
+        return []
+    seen.add(name)
+    text = (base / name).read_text(encoding="utf-8")
+    parts = [name, text]
+    for ref in jinja2.meta.find_referenced_templates(env.parse(text)):
+        if ref is not None:
+            parts += _sources(env, ref, base, seen)
+    return parts

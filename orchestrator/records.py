@@ -63,10 +63,6 @@ class Record:
             source=source,
         )
 
-    @property
-    def dedup_key(self) -> str:
-        return content_hash("q", normalize_question(self.question), length=32)
-
     def reject(self, reason: str, detail: str | None = None) -> Record:
         self.reject_reason = reason
         self.reject_detail = detail

@@ -1,0 +1,186 @@
+"""The ``mathsynth`` command line: ``run``, ``demo``, ``pipelines``, ``show``.
+
+It turns flags, environment variables and the pipeline file into one validated config, picks
+the teacher (a given OpenAI-compatible URL, OpenAI itself, or the built-in offline CPU teacher
+when neither a URL nor a model is given), loads seeds and calls the engine. It holds no
+pipeline logic of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.config import ConfigError, PipelineConfig, deep_update, read_yaml, validate_pipeline
+from orchestrator.resources import builtin_pipelines, resolve_pipeline
+from orchestrator.seeds import SeedError, load_seeds
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+console = Console(stderr=True)
+out = Console()
+DEMO_SEEDS = "demo.jsonl"
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def build_config(
+    pipeline: str, overrides: dict[str, Any]
+) -> tuple[PipelineConfig, bool]:
+    """Validated config and whether the built-in CPU teacher is needed."""
+    path = resolve_pipeline(pipeline)
+    data, node = read_yaml(path)
+    data = deep_update(data, overrides)
+    teacher = data.setdefault("teacher", {}) or {}
+    data["teacher"] = teacher
+    teacher.setdefault("base_url", os.environ.get("OPENAI_BASE_URL"))
+    builtin = not teacher.get("base_url") and not teacher.get("model")
+    if teacher.get("base_url") and not teacher.get("model"):
+        raise ConfigError(f"{path}: a teacher base URL needs a model name (--model)")
+    if builtin:
+        teacher["model"] = "builtin"
+    return validate_pipeline(data, path, node), builtin
+
+
+def _run(
+    cfg: PipelineConfig, builtin: bool, seeds_spec: str | None, out_dir: Path,
+    allow_config_change: bool, progress: bool,
+) -> dict[str, Any]:  # fmt: skip
+    from orchestrator.engine import run_job
+    from orchestrator.progress import ProgressDisplay
+    from orchestrator.teacher.local_cpu import LocalCPUTeacher
+
+    seeds = load_seeds(seeds_spec, cfg.seeds, cfg.run.limit)
+    api_key = os.environ.get(cfg.teacher.api_key_env)
+    with contextlib.ExitStack() as stack:
+        if builtin:
+            console.print("starting the built-in CPU teacher (SmolLM2-135M via llama.cpp)...")
+            local = stack.enter_context(LocalCPUTeacher())
+            cfg = cfg.model_copy(
+                update={"teacher": cfg.teacher.model_copy(
+                    update={"base_url": local.base_url, "model": local.model})}
+            )  # fmt: skip
+        console.print(
+            f"[bold]{cfg.name}[/]: {len(seeds)} seeds -> {out_dir} "
+            f"(teacher {cfg.teacher.model}, {cfg.run.workers} workers x "
+            f"{cfg.run.concurrency} in flight)", highlight=False,
+        )  # fmt: skip
+        display = stack.enter_context(ProgressDisplay(console)) if progress else None
+        return run_job(
+            cfg, seeds, out_dir, api_key=api_key,
+            on_progress=display.update if display else None,
+            allow_config_change=allow_config_change,
+        )  # fmt: skip
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title="run summary", show_header=False)
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={int(v) if isinstance(v, float) else v}" for k, v in value.items()) or "-"
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+def _execute(pipeline: str, overrides: dict[str, Any], seeds: str | None, out_dir: Path,
+             allow_config_change: bool, progress: bool) -> dict[str, Any]:  # fmt: skip
+    from orchestrator.engine import FatalRunError
+    from orchestrator.teacher.local_cpu import LocalTeacherError
+
+    try:
+        cfg, builtin = build_config(pipeline, overrides)
+        summary = _run(cfg, builtin, seeds, out_dir, allow_config_change, progress)
+    except (ConfigError, SeedError, FileNotFoundError, LocalTeacherError) as err:
+        raise _fail(str(err)) from None
+    except FatalRunError as err:
+        raise _fail(f"run stopped: {err}", code=1) from None
+    except KeyboardInterrupt:
+        console.print(f"interrupted: committed work is in {out_dir}; run again to resume")
+        raise typer.Exit(130) from None
+    print_summary(summary)
+    return summary
+
+
+@app.command()
+def run(
+    pipeline: Annotated[str, typer.Argument(help="pipeline file or built-in name")],
+    seeds: Annotated[str | None, typer.Option(help="seed file, seeds/ name or HF dataset id")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="output dataset directory")] = Path("out"),
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL")] = None,
+    model: Annotated[str | None, typer.Option(help="teacher model name")] = None,
+    limit: Annotated[int | None, typer.Option(help="only the first N seeds")] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray generation actors")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="requests in flight per actor")] = None,
+    method: Annotated[str | None, typer.Option(help="TinyGSM method: one-step|two-step")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="env var holding the API key")] = None,
+    allow_config_change: Annotated[bool, typer.Option(help="resume into a dir written by another config")] = False,
+    progress: Annotated[bool, typer.Option(help="live progress display")] = True,
+) -> None:
+    """Run a pipeline: seeds in, a verified dataset out (resumes if --out has data)."""
+    overrides = {
+        "teacher": {"base_url": base_url, "model": model, "api_key_env": api_key_env},
+        "run": {"limit": limit, "workers": workers, "concurrency": concurrency},
+        "tinygsm": {"method": method},
+    }
+    _execute(pipeline, overrides, seeds, out_dir, allow_config_change, progress)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="output dataset directory")] = Path("demo-out"),
+    limit: Annotated[int, typer.Option(help="seed problems to use")] = 3,
+) -> None:
+    """Offline demo: bundled seeds through TinyGSM with the built-in CPU teacher."""
+    overrides = {
+        "run": {"limit": limit, "workers": 1, "concurrency": 1, "commit_every_seeds": 1},
+        "tinygsm": {"problems_per_seed": 3, "sampling": {"max_tokens": 700}},
+    }
+    _execute("tinygsm", overrides, DEMO_SEEDS, out_dir, False, True)
+    show(out_dir, rows=3)
+
+
+@app.command()
+def show(
+    out_dir: Annotated[Path, typer.Argument(help="a mathsynth output directory")],
+    rows: Annotated[int, typer.Option(help="rows to print")] = 5,
+) -> None:
+    """Load a dataset with ``datasets`` and print its size and a few rows."""
+    import datasets
+
+    files = sorted((out_dir / "data").glob("train-*.parquet"))
+    if not files:
+        raise _fail(f"{out_dir}: no committed data shards")
+    ds = datasets.load_dataset("parquet", data_files=[str(f) for f in files], split="train")
+    out.print(f"[bold]{out_dir}[/]: {ds.num_rows} rows, columns {ds.column_names}")
+    for row in ds.select(range(min(rows, ds.num_rows))):
+        out.print(f"\n[bold]Q:[/] {row['question']}\n[bold]answer:[/] {row['answer']}")
+        out.print(row["code"], markup=False, highlight=False)
+
+
+@app.command()
+def pipelines() -> None:
+    """List the built-in pipelines."""
+    table = Table("name", "file", "description")
+    for name, path in builtin_pipelines().items():
+        data, _ = read_yaml(path)
+        table.add_row(name, str(path), str(data.get("description", "")).strip())
+    out.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

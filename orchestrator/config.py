@@ -1,0 +1,155 @@
+"""Typed pipeline configuration, validated at load.
+
+A pipeline file (YAML) is read into ``PipelineConfig``; command-line flags and environment
+variables are applied as overrides *before* validation, so every value is checked the same way.
+Validation errors name the file and the line of the offending key. This module does not start
+teachers, resolve seeds or run anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.sandbox import SandboxLimits
+from orchestrator.teacher.client import TeacherSettings
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SamplingParams(_Strict):
+    temperature: float = Field(0.7, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(2048, gt=0)
+    seed: int | None = None
+
+
+class TinyGSMTemplates(_Strict):
+    one_step: str = "tinygsm/one_step"
+    two_step_questions: str = "tinygsm/two_step_questions"
+    two_step_gsm_ic: str = "tinygsm/two_step_gsm_ic"
+    two_step_program: str = "tinygsm/two_step_program"
+
+
+class TinyGSMConfig(_Strict):
+    """TinyGSM generation: one-step (Fig. 3) or two-step (Figs. 7-9) synthesis."""
+
+    method: Literal["one-step", "two-step"] = "one-step"
+    problems_per_seed: int = Field(10, ge=1, le=100)
+    # Two-step prompt families: plain question variants and GSM-IC (irrelevant context).
+    two_step_families: list[Literal["variants", "gsm_ic"]] = ["variants", "gsm_ic"]
+    templates: TinyGSMTemplates = TinyGSMTemplates()
+    sampling: SamplingParams = SamplingParams()
+    program_sampling: SamplingParams = SamplingParams(temperature=0.0, max_tokens=768)
+
+
+class FilterConfig(_Strict):
+    """TinyGSM's filters: short questions, questions without numbers, non-numeric answers."""
+
+    min_question_words: int = Field(8, ge=0)
+    require_number_in_question: bool = True
+    max_abs_answer: float = Field(1e15, gt=0)
+
+
+class RunConfig(_Strict):
+    workers: int = Field(2, ge=1, description="Ray generation actors (seed shards)")
+    concurrency: int = Field(16, ge=1, description="teacher requests in flight per actor")
+    sandbox_concurrency: int = Field(2, ge=1, description="programs executing at once per actor")
+    commit_every_seeds: int = Field(8, ge=1, description="seeds per committed parquet shard")
+    dedup_actors: int = Field(1, ge=1, description="exact-dedup shards (by hash)")
+    worker_cpus: float = Field(1.0, gt=0)
+    limit: int | None = Field(None, ge=1, description="only the first N seeds")
+
+
+class SeedConfig(_Strict):
+    path: str | None = None  # local file or HF dataset id
+    hf_config: str | None = None
+    split: str = "train"
+    question_field: str | None = None  # auto: question/problem/prompt/instruction
+    answer_field: str | None = None  # auto: answer/solution/gt
+
+
+class PipelineConfig(_Strict):
+    name: str
+    description: str = ""
+    kind: Literal["tinygsm"] = "tinygsm"
+    seeds: SeedConfig = SeedConfig()
+    teacher: TeacherSettings
+    tinygsm: TinyGSMConfig = TinyGSMConfig()
+    filters: FilterConfig = FilterConfig()
+    sandbox: SandboxLimits = SandboxLimits()
+    run: RunConfig = RunConfig()
+
+
+class ConfigError(ValueError):
+    """A pipeline file that does not validate; the message names file and line."""
+
+
+def read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
+    """Parse ``path`` to a dict plus its node tree (kept for line numbers)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.compose(text)
+        data = yaml.safe_load(text) or {}
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML: {err.problem}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: a pipeline file must be a mapping, not {type(data).__name__}")
+    return data, node
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest key in ``loc`` present in the YAML node tree."""
+    line = None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def deep_update(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``overrides`` (None values skipped) into a copy of ``base``."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_update(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def validate_pipeline(
+    data: dict[str, Any], source: Path | str, node: yaml.Node | None = None
+) -> PipelineConfig:
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            loc = tuple(e["loc"])
+            line = _line_of(node, loc)
+            where = f"{source}:{line}" if line else f"{source}"
+            lines.append(f"{where}: {'.'.join(map(str, loc)) or '<root>'}: {e['msg']}")
+        raise ConfigError("invalid pipeline configuration\n  " + "\n  ".join(lines)) from None
+
+
+def load_pipeline(path: Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    data, node = read_yaml(path)
+    return validate_pipeline(deep_update(data, overrides or {}), path, node)

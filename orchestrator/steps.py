@@ -1,0 +1,203 @@
+"""Asynchronous pipeline steps: how a seed becomes generated records inside one worker.
+
+A pipeline is a list of steps; each takes the records of the previous one and returns the
+survivors. Three kinds:
+
+- ``TeacherStep``: one or more ``TeacherStage``s (hooks ``prompt`` and ``parse``), each applied
+  to every input record, requests bounded by the worker's in-flight slots;
+- ``ExecuteStep``: runs each record's program in the sandbox (hook ``execute`` result handling
+  lives in the stage given to it);
+- ``FilterStep``: synchronous ``Stage``s (filters/maps) run as a chain.
+
+Dropped records go to ``ctx.rejected`` with their reason; counters go to ``ctx.counters``.
+A teacher request that fails for good raises ``TeacherError`` so the worker marks the whole seed
+failed (it is retried on the next run). This module does not dedup, write or talk to Ray.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from orchestrator.config import SamplingParams
+from orchestrator.counters import Counters
+from orchestrator.prompts import PromptTemplate
+from orchestrator.records import Record, content_hash
+from orchestrator.sandbox import ExecResult, Sandbox
+from orchestrator.stage import Stage, run_chain
+from orchestrator.teacher.client import Completion, TeacherClient
+
+
+@dataclass
+class Gauge:
+    value: int = 0
+
+
+@dataclass
+class StepContext:
+    teacher: TeacherClient | None
+    teacher_model: str
+    request_slots: asyncio.Semaphore
+    sandbox: Sandbox
+    sandbox_slots: asyncio.Semaphore
+    counters: Counters = field(default_factory=Counters)
+    rejected: list[Record] = field(default_factory=list)
+    in_flight: Gauge = field(default_factory=Gauge)
+
+    def for_seed(self) -> StepContext:
+        """A context sharing everything but the list of rejected records."""
+        return dataclasses.replace(self, rejected=[])
+
+
+class Step(Protocol):
+    async def arun(self, records: list[Record], ctx: StepContext) -> list[Record]: ...
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class TeacherStage:
+    """One prompt family: render ``template`` for a record, send it, parse the reply.
+
+    Leaf classes override ``parse`` (and ``variables`` if the template needs more than the
+    record). ``derive`` builds a child record carrying provenance (template, hash, sampling).
+    """
+
+    name = "teacher"
+
+    def __init__(self, template: PromptTemplate, sampling: SamplingParams, method: str) -> None:
+        self.template = template
+        self.sampling = sampling
+        self.method = method
+
+    def variables(self, record: Record) -> dict[str, Any]:
+        return {"seed": record}
+
+    def prompt(self, record: Record) -> str:
+        return self.template.render(**self.variables(record))
+
+    def parse(self, record: Record, completion: Completion, rejects: Rejects) -> list[Record]:
+        raise NotImplementedError
+
+    def derive(self, parent: Record, question: str, teacher: str, **fields: Any) -> Record:
+        seed_id = parent.seed_id or parent.id
+        code = fields.get("code")
+        return Record(
+            id=content_hash(seed_id, self.method, question, code),
+            question=question,
+            seed_id=seed_id,
+            method=self.method,
+            source=parent.source,
+            gold_answer=None,
+            teacher=teacher,
+            template=self.template.name,
+            template_hash=self.template.hash,
+            sampling=self.sampling.model_dump(exclude_none=True),
+            created_at=now_iso(),
+            parent_id=parent.id if parent.method != "seed" else None,
+            **fields,
+        )
+
+
+class Rejects:
+    """Where a stage reports what it dropped: whole records, or reply-level problems."""
+
+    def __init__(self, stage_name: str, ctx: StepContext) -> None:
+        self.stage_name = stage_name
+        self.ctx = ctx
+
+    def drop(self, record: Record, reason: str, detail: str | None = None) -> None:
+        self.ctx.counters.add(self.stage_name, f"dropped:{reason}")
+        self.ctx.rejected.append(record.reject(f"{self.stage_name}:{reason}", detail))
+
+    def count(self, reason: str) -> None:
+        """A problem with no record to keep (e.g. an unparseable part of a reply)."""
+        self.ctx.counters.add(self.stage_name, f"dropped:{reason}")
+
+
+class TeacherStep:
+    """Apply every stage to every record; results are concatenated in input order."""
+
+    def __init__(self, stages: Sequence[TeacherStage]) -> None:
+        self.stages = list(stages)
+
+    async def _call(self, stage: TeacherStage, record: Record, ctx: StepContext) -> list[Record]:
+        if ctx.teacher is None:
+            raise RuntimeError("this pipeline needs a teacher but none is configured")
+        messages = [{"role": "user", "content": stage.prompt(record)}]
+        p = stage.sampling
+        async with ctx.request_slots:
+            ctx.in_flight.value += 1
+            try:
+                completion = await ctx.teacher.chat(
+                    messages, max_tokens=p.max_tokens, temperature=p.temperature,
+                    top_p=p.top_p, seed=p.seed,
+                )  # fmt: skip
+            finally:
+                ctx.in_flight.value -= 1
+        ctx.counters.add("teacher", "requests")
+        ctx.counters.add("teacher", "prompt_tokens", completion.prompt_tokens)
+        ctx.counters.add("teacher", "completion_tokens", completion.completion_tokens)
+        if completion.finish_reason == "length":
+            ctx.counters.add("teacher", "finish:length")
+        children = stage.parse(record, completion, Rejects(stage.name, ctx))
+        ctx.counters.add(stage.name, "seen")
+        ctx.counters.add(stage.name, "produced", len(children))
+        return children
+
+    async def arun(self, records: list[Record], ctx: StepContext) -> list[Record]:
+        calls = [self._call(s, r, ctx) for r in records for s in self.stages]
+        results = await asyncio.gather(*calls)
+        return [child for children in results for child in children]
+
+
+class ExecuteStage:
+    """Hook holder for ``ExecuteStep``: build the program to run, judge the result."""
+
+    name = "execute"
+
+    def program(self, record: Record) -> str:
+        raise NotImplementedError
+
+    def judge(self, record: Record, result: ExecResult) -> str | None:
+        """Set ``record.answer`` and return None, or return a drop reason."""
+        raise NotImplementedError
+
+
+class ExecuteStep:
+    def __init__(self, stage: ExecuteStage) -> None:
+        self.stage = stage
+
+    async def _one(self, record: Record, ctx: StepContext) -> Record | None:
+        async with ctx.sandbox_slots:
+            result = await ctx.sandbox.run(self.stage.program(record))
+        ctx.counters.add(self.stage.name, "seen")
+        ctx.counters.add(self.stage.name, "cpu_seconds", result.duration_s)
+        reason = self.stage.judge(record, result)
+        if reason is None:
+            ctx.counters.add(self.stage.name, "kept")
+            return record
+        Rejects(self.stage.name, ctx).drop(record, reason, result.stderr[-500:] or None)
+        return None
+
+    async def arun(self, records: list[Record], ctx: StepContext) -> list[Record]:
+        done = await asyncio.gather(*(self._one(r, ctx) for r in records))
+        return [r for r in done if r is not None]
+
+
+class FilterStep:
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self.stages = list(stages)
+
+    async def arun(self, records: list[Record], ctx: StepContext) -> list[Record]:
+        kept = run_chain(self.stages, records)
+        for stage in self.stages:
+            ctx.counters.merge(stage.counters.take())
+            ctx.rejected.extend(stage.rejected)
+            stage.rejected.clear()
+        return kept

@@ -1,0 +1,422 @@
+"""The teacher client: one chat completion from any OpenAI-compatible server, with retries.
+
+What it does:
+
+* sends non-streaming ``chat.completions`` requests through ``openai.AsyncOpenAI`` (over aiohttp
+  with ``use_aiohttp``, about twice the throughput of the default httpx transport) with the SDK's
+  own retries switched off (``max_retries=0``), so tenacity is the single retry owner;
+* retries transient failures with ``tenacity.AsyncRetrying``: 408/409/429 and 5xx statuses,
+  timeouts, dropped or refused connections, and malformed 200 replies (a body that is not a chat
+  completion, or one without choices; at most ``MALFORMED_MAX_ATTEMPTS`` of those per call).
+  The wait is exponential backoff with full jitter (``backoff_initial_s`` doubling, capped at
+  ``backoff_max_s``) but never shorter than the server's ``retry-after-ms`` / ``Retry-After``
+  (seconds or HTTP-date) header, itself capped at ``RETRY_AFTER_CAP_S``;
+* fails at once on errors retrying cannot fix: 400/404/422 and other 4xx raise ``TeacherError``
+  with ``kind`` and ``status``; 401/403 raise ``TeacherFatalError`` (the run must stop) naming
+  the environment variable that holds the key;
+* counts requests, retries, failures by HTTP status / kind and tokens in ``stats``.
+
+Errors are classified by exception type and HTTP status code only, never by message text.
+
+What it does NOT do: streaming, tools, ``n > 1``, rate limiting or concurrency control (callers
+bound their own in-flight requests), logging request or response bodies, or holding the API key
+anywhere but inside the SDK client: the key is never in settings, ``repr``, logs or exception
+messages. One ``TeacherClient`` should be used from one event loop (the SDK client is created
+lazily on first use, in the loop that uses it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from datetime import timezone
+from typing import Any
+
+import openai
+import pydantic
+from openai.types.chat import ChatCompletion
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base, wait_random_exponential
+
+from orchestrator.teacher.errors import TeacherError, TeacherFatalError
+
+__all__ = [
+    "Completion",
+    "RetryAfterWait",
+    "TeacherClient",
+    "TeacherError",
+    "TeacherFatalError",
+    "TeacherSettings",
+    "is_transient",
+    "retry_after_seconds",
+]
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDER_API_KEY = "EMPTY"  # sent when no key is configured (local servers need none)
+MALFORMED_MAX_ATTEMPTS = 3  # malformed 200 replies tolerated per call before giving up
+RETRY_AFTER_CAP_S = 600.0  # a server-requested wait longer than this is clamped to it
+TRANSIENT_STATUSES = frozenset({408, 409, 429})  # plus every status >= 500
+_STATUS_KINDS = {400: "bad_request", 404: "not_found", 422: "unprocessable"}
+_FATAL_KINDS = {401: "unauthorized", 403: "forbidden"}
+_DETAIL_CHARS = 500
+
+
+class TeacherSettings(pydantic.BaseModel):
+    """How to reach the teacher. Holds the *name* of the key's environment variable, not the key."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    base_url: str | None = None  # None -> env OPENAI_BASE_URL (then the SDK default)
+    model: str
+    api_key_env: str = "OPENAI_API_KEY"
+    connect_timeout_s: float = pydantic.Field(10.0, gt=0)
+    read_timeout_s: float = pydantic.Field(600.0, gt=0)
+    max_attempts: int = pydantic.Field(6, ge=1)
+    backoff_initial_s: float = pydantic.Field(1.0, ge=0)
+    backoff_max_s: float = pydantic.Field(60.0, ge=0)
+    use_aiohttp: bool = True
+
+
+@dataclass
+class Completion:
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    model: str
+    attempts: int  # HTTP attempts this completion took (1 = no retry)
+
+
+class _MalformedReply(Exception):
+    """A 200 reply that is not a usable chat completion (internal; retried)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures worth retrying: 408/409/429/5xx, timeouts, connection errors, and
+    malformed replies. Classified by exception type and status code only."""
+    if isinstance(exc, _MalformedReply):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code >= 500 or exc.status_code in TRANSIENT_STATUSES
+    # APITimeoutError is a subclass of APIConnectionError.
+    return isinstance(exc, openai.APIConnectionError)
+
+
+def retry_after_seconds(exc: BaseException | None) -> float | None:
+    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After`` (seconds
+    or an HTTP-date) on an HTTP error response; None when absent or unparseable."""
+    if not isinstance(exc, openai.APIStatusError):
+        return None
+    headers = exc.response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue
+        if math.isfinite(seconds):
+            return max(0.0, seconds)
+    value = headers.get("retry-after")
+    if value:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:  # "-0000": RFC 7231 dates are GMT
+            when = when.replace(tzinfo=timezone.utc)
+        return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+class RetryAfterWait(wait_base):
+    """tenacity wait: full-jitter exponential backoff, but at least the server's Retry-After."""
+
+    def __init__(self, initial: float, maximum: float, cap: float = RETRY_AFTER_CAP_S) -> None:
+        self._backoff = wait_random_exponential(multiplier=initial, max=maximum)
+        self._cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        delay = float(self._backoff(retry_state))
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None and outcome.failed else None
+        hint = retry_after_seconds(exc)
+        if hint is not None:
+            delay = max(delay, min(hint, self._cap))
+        return delay
+
+
+class _StopAfterMalformed(stop_base):
+    """tenacity stop: give up after ``limit`` malformed replies within one call."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen = 0
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        if (
+            outcome is not None
+            and outcome.failed
+            and isinstance(outcome.exception(), _MalformedReply)
+        ):
+            self.seen += 1
+        return self.seen >= self.limit
+
+
+def _describe(exc: BaseException) -> str:
+    """Short, body-free description for logs: exception type and status."""
+    if isinstance(exc, openai.APIStatusError):
+        return f"{type(exc).__name__} HTTP {exc.status_code}"
+    return type(exc).__name__
+
+
+class TeacherClient:
+    """Chat completions from the teacher with tenacity retries (see module docstring)."""
+
+    def __init__(self, settings: TeacherSettings, api_key: str | None = None) -> None:
+        self.settings = settings
+        if api_key:
+            self._key_source = "argument"
+        else:
+            api_key = os.environ.get(settings.api_key_env) or None
+            self._key_source = "env" if api_key else "none"
+        self._api_key = api_key or PLACEHOLDER_API_KEY
+        self.base_url = settings.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        self._client: openai.AsyncOpenAI | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._stats: dict[str, int] = {
+            "requests": 0,
+            "retries": 0,
+            "completions": 0,
+            "failures": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"TeacherClient(base_url={self.base_url!r}, model={self.settings.model!r}, "
+            f"api_key_env={self.settings.api_key_env!r})"
+        )
+
+    # ------------------------------------------------------------------ public
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counts since creation: ``requests`` (HTTP attempts), ``retries``, ``completions``,
+        ``failures`` (calls that raised), ``prompt_tokens``, ``completion_tokens``, and per
+        failure ``status_<code>``, ``timeout``, ``connection_error``, ``malformed_reply``."""
+        return dict(self._stats)
+
+    async def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: list[str] | None = None,
+        seed: int | None = None,
+    ) -> Completion:
+        """One chat completion; retries transient failures, raises ``TeacherError`` otherwise."""
+        client = self._sdk_client()
+        request: dict[str, Any] = {
+            "model": self.settings.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+        }
+        if stop:
+            request["stop"] = stop
+        if seed is not None:
+            request["seed"] = seed
+
+        s = self.settings
+        attempts = 0
+
+        async def attempt() -> Completion:
+            nonlocal attempts
+            attempts += 1
+            return await self._attempt(client, request, attempts)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(s.max_attempts) | _StopAfterMalformed(MALFORMED_MAX_ATTEMPTS),
+            wait=RetryAfterWait(s.backoff_initial_s, s.backoff_max_s),
+            retry=retry_if_exception(is_transient),
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            result = await retrying(attempt)
+        except (openai.APIError, _MalformedReply) as exc:
+            self._bump("failures")
+            error = self._final_error(exc, attempts)
+            if isinstance(error, TeacherFatalError):
+                raise error from None  # the SDK error's body may echo (part of) the key
+            raise error from exc
+        self._bump("completions")
+        self._bump("prompt_tokens", result.prompt_tokens)
+        self._bump("completion_tokens", result.completion_tokens)
+        return result
+
+    async def close(self) -> None:
+        client, self._client, self._client_loop = self._client, None, None
+        if client is not None:
+            await client.close()
+
+    # ------------------------------------------------------------------ internals
+    def _sdk_client(self) -> openai.AsyncOpenAI:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client = self._make_sdk_client()
+            self._client_loop = loop
+        return self._client
+
+    def _make_sdk_client(self) -> openai.AsyncOpenAI:
+        s = self.settings
+        http_client = None
+        if s.use_aiohttp:
+            factory = getattr(openai, "DefaultAioHttpClient", None)
+            try:
+                http_client = factory() if factory is not None else None
+            except RuntimeError:  # openai installed without the aiohttp extra
+                http_client = None
+            if http_client is None:
+                log.warning("openai aiohttp transport unavailable; using the default httpx one")
+        return openai.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=self._api_key,
+            max_retries=0,
+            timeout=openai.Timeout(s.read_timeout_s, connect=s.connect_timeout_s),
+            http_client=http_client,
+        )
+
+    def _bump(self, name: str, by: int = 1) -> None:
+        self._stats[name] = self._stats.get(name, 0) + by
+
+    async def _attempt(
+        self, client: openai.AsyncOpenAI, request: dict[str, Any], attempt: int
+    ) -> Completion:
+        self._bump("requests")
+        try:
+            reply = await client.chat.completions.create(**request)
+        except openai.APIStatusError as exc:
+            self._bump(f"status_{exc.status_code}")
+            raise
+        except openai.APITimeoutError:
+            self._bump("timeout")
+            raise
+        except openai.APIConnectionError:
+            self._bump("connection_error")
+            raise
+        except (json.JSONDecodeError, UnicodeDecodeError, openai.APIResponseValidationError) as e:
+            self._bump("malformed_reply")
+            raise _MalformedReply(
+                f"reply body is not a chat completion ({type(e).__name__})"
+            ) from e
+        try:
+            return self._completion(reply, attempt)
+        except _MalformedReply:
+            self._bump("malformed_reply")
+            raise
+
+    def _completion(self, reply: object, attempt: int) -> Completion:
+        if not isinstance(reply, ChatCompletion):
+            raise _MalformedReply(f"reply is a {type(reply).__name__}, not a chat completion")
+        choices = getattr(reply, "choices", None)
+        if not isinstance(choices, list) or not choices:
+            raise _MalformedReply("reply has no choices")
+        message = getattr(choices[0], "message", None)
+        content = getattr(message, "content", None) if message is not None else None
+        if message is None or not isinstance(content, (str, type(None))):
+            raise _MalformedReply("first choice has no message")
+        usage = getattr(reply, "usage", None)
+        finish_reason = getattr(choices[0], "finish_reason", None)
+        model = getattr(reply, "model", None)
+        return Completion(
+            text=content or "",
+            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+            prompt_tokens=int(getattr(usage, "prompt_tokens", None) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", None) or 0),
+            model=model if isinstance(model, str) and model else self.settings.model,
+            attempts=attempt,
+        )
+
+    def _before_sleep(self, retry_state: RetryCallState) -> None:
+        self._bump("retries")
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        wait = retry_state.next_action.sleep if retry_state.next_action is not None else 0.0
+        log.info(
+            "teacher request failed (%s), attempt %d/%d; retrying in %.2f s",
+            _describe(exc) if exc is not None else "?",
+            retry_state.attempt_number,
+            self.settings.max_attempts,
+            wait,
+        )
+
+    def _scrub(self, text: str) -> str:
+        if self._key_source != "none" and len(self._api_key) >= 4:
+            text = text.replace(self._api_key, "***")
+        return text[:_DETAIL_CHARS]
+
+    def _where(self) -> str:
+        return f"teacher {self.base_url or '(SDK default URL)'} model {self.settings.model!r}"
+
+    def _final_error(self, exc: BaseException, attempts: int) -> TeacherError:
+        status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
+        if status in _FATAL_KINDS:
+            return self._fatal_error(status, attempts)
+        if isinstance(exc, _MalformedReply):
+            return TeacherError(
+                f"{self._where()}: malformed reply after {attempts} attempt(s): {exc}",
+                "malformed_reply",
+                None,
+                attempts,
+            )
+        detail = self._scrub(exc.message if isinstance(exc, openai.APIError) else str(exc))
+        if is_transient(exc):
+            return TeacherError(
+                f"{self._where()}: gave up after {attempts} attempt(s); last error "
+                f"{_describe(exc)}: {detail}",
+                "retries_exhausted",
+                status,
+                attempts,
+            )
+        kind = _STATUS_KINDS.get(status, "client_error") if status is not None else "client_error"
+        return TeacherError(
+            f"{self._where()}: request rejected ({_describe(exc)}): {detail}",
+            kind,
+            status,
+            attempts,
+        )
+
+    def _fatal_error(self, status: int, attempts: int) -> TeacherFatalError:
+        env = self.settings.api_key_env
+        if self._key_source == "argument":
+            source = "the API key passed to TeacherClient"
+        elif self._key_source == "env":
+            source = f"the API key from environment variable {env}"
+        else:
+            source = f"no API key (environment variable {env} is not set)"
+        if status == 401:
+            problem = f"rejected {source} as missing or invalid (HTTP 401)"
+        else:
+            problem = f"refused access with {source} (HTTP 403)"
+        return TeacherFatalError(
+            f"{self._where()} {problem}. Set environment variable {env} to a valid key for this "
+            "server (or api_key_env to the variable that holds it) and run again.",
+            _FATAL_KINDS[status],
+            status,
+            attempts,
+        )

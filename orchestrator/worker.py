@@ -1,0 +1,194 @@
+"""The generation worker: a Ray actor that turns chunks of seeds into committed shards.
+
+``run_chunk(seeds)`` processes its seeds concurrently (teacher requests bounded by the actor's
+``concurrency`` slots, programs by ``sandbox_concurrency``), runs the pipeline's steps, asks the
+cluster-wide dedup actors which rows are new, and commits the chunk as one shard before it
+returns, so a returned chunk is durable. Each seed ends ``accepted`` (rows written),
+``rejected`` (every item dropped, reasons stored) or ``failed`` (a teacher request failed for
+good; retried on the next run). ``stop()`` makes running chunks commit what finished and return.
+A ``TeacherFatalError`` (bad key) stops the chunk and is reported, not retried.
+
+The driver (``orchestrator.engine``) decides which worker gets which chunk; this actor does not
+schedule, and it renders nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from orchestrator.config import PipelineConfig
+from orchestrator.counters import subtract
+from orchestrator.dedup import DedupClient
+from orchestrator.metrics import PUSH_INTERVAL_S
+from orchestrator.pipeline import build_steps
+from orchestrator.records import Record
+from orchestrator.sandbox import Sandbox
+from orchestrator.steps import StepContext
+from orchestrator.store import Commit, OutputStore
+from orchestrator.teacher.client import TeacherClient, TeacherError, TeacherFatalError
+
+
+@dataclass
+class SeedResult:
+    outcome: str  # accepted | rejected | failed
+    kept: list[Record] = field(default_factory=list)
+    rejected: list[Record] = field(default_factory=list)
+    error: str | None = None
+
+
+@ray.remote(max_restarts=3, max_task_retries=0)
+class GenerationWorker:
+    def __init__(
+        self,
+        name: str,
+        config_json: str,
+        out_dir: str,
+        dedup_actors: list[Any],
+        metrics: Any,
+        api_key: str | None = None,
+    ) -> None:
+        self.name = name
+        self.cfg = PipelineConfig.model_validate_json(config_json)
+        self.store = OutputStore(out_dir)
+        self.dedup = DedupClient(dedup_actors)
+        self.metrics = metrics
+        self.api_key = api_key
+        self.steps = build_steps(self.cfg)
+        self.stopping = asyncio.Event()
+        self._ctx: StepContext | None = None
+        self._reported: dict[str, dict[str, float]] = {}
+        self._recent: list[dict[str, Any]] = []
+        self._errors: list[str] = []
+        self._reporter: asyncio.Task[None] | None = None
+
+    def _context(self) -> StepContext:
+        if self._ctx is None:
+            run = self.cfg.run
+            self._ctx = StepContext(
+                teacher=TeacherClient(self.cfg.teacher, api_key=self.api_key),
+                teacher_model=self.cfg.teacher.model,
+                request_slots=asyncio.Semaphore(run.concurrency),
+                sandbox=Sandbox(self.cfg.sandbox),
+                sandbox_slots=asyncio.Semaphore(run.sandbox_concurrency),
+            )
+            self._reporter = asyncio.get_running_loop().create_task(self._report_loop())
+        return self._ctx
+
+    async def _report_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PUSH_INTERVAL_S)
+            self.push_metrics()
+
+    def push_metrics(self) -> None:
+        if self._ctx is None:
+            return
+        current = self._ctx.counters.as_dict()
+        delta = subtract(current, self._reported)
+        self._reported = current
+        gauges = {"in_flight": self._ctx.in_flight.value, "alive": 1}
+        recent, self._recent = self._recent[-5:], []
+        errors, self._errors = self._errors[-5:], []
+        self.metrics.push.remote(self.name, delta, gauges, recent, errors)
+
+    async def _process_seed(self, seed: Record, ctx: StepContext) -> SeedResult:
+        """Run the pipeline for one seed; raises TeacherFatalError."""
+        local = ctx.for_seed()
+        records = [seed]
+        try:
+            for step in self.steps:
+                records = await step.arun(records, local)
+                if not records:
+                    break
+        except TeacherFatalError:
+            raise
+        except TeacherError as err:
+            ctx.counters.add("teacher", f"error:{err.kind}")
+            self._errors.append(f"{err.kind}: {err}")
+            return SeedResult("failed", error=f"{err.kind}: {err}")
+        verdicts = await self.dedup.admit(records) if records else []
+        kept = []
+        for record, holder in zip(records, verdicts, strict=True):
+            if holder is None:
+                kept.append(record)
+            else:
+                ctx.counters.add("dedup", "dropped:duplicate")
+                local.rejected.append(record.reject("dedup:duplicate", holder))
+        ctx.counters.add("dedup", "seen", len(records))
+        ctx.counters.add("dedup", "kept", len(kept))
+        return SeedResult("accepted" if kept else "rejected", kept, local.rejected)
+
+    async def run_chunk(self, seeds: list[dict[str, Any]]) -> dict[str, Any]:
+        """Process and commit ``seeds``; returns outcome counts (and ``fatal`` if the run must
+        stop)."""
+        ctx = self._context()
+        commit = Commit()
+        fatal: str | None = None
+        tasks = {
+            asyncio.ensure_future(self._process_seed(Record.from_dict(s), ctx)): s["id"]
+            for s in seeds
+        }
+        stop_wait = asyncio.ensure_future(self.stopping.wait())
+        pending = set(tasks)
+        try:
+            while pending and fatal is None:
+                done, pending = await asyncio.wait(
+                    pending | {stop_wait}, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(stop_wait)
+                for task in done - {stop_wait}:
+                    seed_id = tasks[task]
+                    try:
+                        result = task.result()
+                    except TeacherFatalError as err:
+                        fatal = str(err)
+                        continue
+                    self._record_outcome(commit, seed_id, result, ctx)
+                if stop_wait.done():
+                    break
+        finally:
+            stop_wait.cancel()
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if commit.seeds:
+            await asyncio.to_thread(self.store.write_commit, commit)
+            ctx.counters.add("writer", "rows", len(commit.rows))
+            ctx.counters.add("writer", "rejected_rows", len(commit.rejected))
+            ctx.counters.add("writer", "shards")
+        self.push_metrics()
+        outcomes: dict[str, int] = {}
+        for outcome in commit.seeds.values():
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        return {"worker": self.name, "outcomes": outcomes, "committed": list(commit.seeds),
+                "fatal": fatal}  # fmt: skip
+
+    def _record_outcome(
+        self, commit: Commit, seed_id: str, result: SeedResult, ctx: StepContext
+    ) -> None:
+        commit.seeds[seed_id] = result.outcome
+        ctx.counters.add("seeds", result.outcome)
+        if result.error is not None:
+            commit.failures[seed_id] = result.error
+        commit.rows.extend(result.kept)
+        commit.rejected.extend(result.rejected)
+        self._recent.extend({"question": r.question, "answer": r.answer} for r in result.kept[:1])
+
+    async def stop(self) -> None:
+        self.stopping.set()
+
+    async def shutdown(self) -> None:
+        if self._reporter is not None:
+            self._reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reporter
+        if self._ctx is not None and self._ctx.teacher is not None:
+            await self._ctx.teacher.close()
+
+    def ping(self) -> float:
+        return time.time()

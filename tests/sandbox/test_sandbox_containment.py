@@ -1,0 +1,420 @@
+"""Containment tests for ``orchestrator.sandbox``: real subprocesses running hostile code.
+
+Each hostile case checks that the run ends in bounded time with the right status and that the
+machine is unharmed: no process of the run survives (found by a unique marker in the argv the
+program gives itself and, as root, by the run's pool uid), no file appears outside the work
+dir, work dirs are removed, the test process's memory is untouched. Cases run under bubblewrap
+(skipped with the reason when it is not installed / not working) and, where listed in the
+brief, under the fallback (``use_bwrap=False``). Network checks use loopback addresses only.
+They do NOT test the launcher's internals in isolation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import socket
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.sandbox import ExecResult, Sandbox, SandboxError, SandboxLimits, runner
+from orchestrator.sandbox.bwrap import find_bwrap
+
+pytestmark = pytest.mark.timeout(60)
+
+IS_ROOT = os.geteuid() == 0
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+FAST = {"wall_time_s": 3.0, "cpu_time_s": 10}
+
+
+def _bwrap_skip_reason() -> str | None:
+    if find_bwrap() is None:
+        return "bubblewrap (bwrap) is not installed (CI installs the Debian package 'bubblewrap')"
+    why_not = runner.probe("bwrap")
+    return None if why_not is None else f"bubblewrap does not work on this machine: {why_not}"
+
+
+def _make(mode: str, work_root: Path, **limits: object) -> Sandbox:
+    if mode == "bwrap":
+        reason = _bwrap_skip_reason()
+        if reason:
+            pytest.skip(reason)
+        sb = Sandbox(SandboxLimits(use_bwrap=True, **limits), work_root=work_root)  # type: ignore[arg-type]
+        assert sb.isolation == "bwrap"
+    else:
+        sb = Sandbox(SandboxLimits(use_bwrap=False, **limits), work_root=work_root)  # type: ignore[arg-type]
+        assert sb.isolation.startswith("rlimits-only")
+    return sb
+
+
+@pytest.fixture
+def work_root() -> Iterator[Path]:
+    """Parent of the runs' work dirs; must be empty again after every test."""
+    path = Path(tempfile.mkdtemp(prefix="sbx-test-root-"))
+    path.chmod(0o755)
+    yield path
+    leftovers = list(path.iterdir())
+    shutil.rmtree(path, ignore_errors=True)
+    assert leftovers == [], f"work dirs not removed: {leftovers}"
+
+
+@pytest.fixture(params=["bwrap", "fallback"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def marker() -> str:
+    return f"sbx-marker-{secrets.token_hex(8)}"
+
+
+def with_marker(body: str, mark: str) -> str:
+    """Program that re-execs itself as ``python -c BODY MARK`` so /proc shows the marker."""
+    return (
+        "import os, sys\n"
+        f"os.execv(sys.executable, [sys.executable, '-I', '-c', {body!r}, {mark!r}])\n"
+    )
+
+
+def pids_with(mark: str) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
+            state = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if mark.encode() in cmdline.split(b"\0") and state not in ("Z", "X"):
+            found.append(int(name))
+    return found
+
+
+def pids_of_uid(uid: int) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            lines = Path(f"/proc/{name}/status").read_text().splitlines()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in lines if ":" in line)
+        if int(fields["Uid"].split()[0]) == uid and fields["State"].split()[0] not in "ZX":
+            found.append(int(name))
+    return found
+
+
+def process_count() -> int:
+    """Processes that can still run (zombies wait for init to reap them)."""
+    count = 0
+    for name in os.listdir("/proc"):
+        try:
+            state = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        count += state not in ("Z", "X")
+    return count
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def assert_gone(mark: str, uid: int | None = None) -> None:
+    assert pids_with(mark) == [], f"processes with {mark} survived"
+    if uid is not None and IS_ROOT:
+        assert pids_of_uid(uid) == [], f"processes of sandbox uid {uid} survived"
+
+
+# 1. normal programs -----------------------------------------------------------------------
+
+
+def test_normal_stdin_and_error(mode: str, work_root: Path) -> None:
+    sb = _make(mode, work_root)
+    res = sb.run_sync("print(sum(range(10)))")
+    assert (res.status, res.ok, res.returncode, res.stdout) == ("ok", True, 0, "45\n")
+    assert not res.truncated and res.duration_s < 5
+    res = sb.run_sync("import sys\nprint(sys.stdin.read().upper(), end='')", stdin="abc\ndef\n")
+    assert res.ok and res.stdout == "ABC\nDEF\n"
+    res = sb.run_sync("def f():\n    raise ValueError('boom')\nf()\n")
+    assert (res.status, res.ok, res.returncode) == ("error", False, 1)
+    assert "Traceback" in res.stderr and "ValueError: boom" in res.stderr
+    res = sb.run_sync("import sys; sys.exit(3)")
+    assert (res.status, res.returncode) == ("error", 3)
+
+
+def test_runs_unprivileged_in_fresh_work_dir(mode: str, work_root: Path) -> None:
+    sb = _make(mode, work_root)
+    res = sb.run_sync("import os; print(os.getuid(), os.getgid(), os.getgroups(), os.getcwd())")
+    uid, gid, groups, cwd = res.stdout.split(" ", 3)
+    assert res.ok and Path(cwd.strip()).parent == work_root
+    if IS_ROOT:
+        assert int(uid) >= 60000 and int(gid) >= 60000 and groups == "[]"
+
+
+# 2. network -------------------------------------------------------------------------------
+
+
+def test_no_network(work_root: Path) -> None:
+    sb = _make("bwrap", work_root)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    code = (
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+        "    print('connected')\n"
+        "except OSError as e:\n"
+        "    print('connect failed', type(e).__name__)\n"
+        "print('interfaces', sorted(n for _, n in socket.if_nameindex()))\n"
+        "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"  # route lookup only, no packet
+        "try:\n"
+        "    u.connect(('192.0.2.1', 53))\n"
+        "    print('route to outside')\n"
+        "except OSError as e:\n"
+        "    print('no route', type(e).__name__)\n"
+    )
+    try:
+        res = sb.run_sync(code)
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    finally:
+        listener.close()
+    assert res.ok, res.stderr
+    assert "connect failed" in res.stdout and "connected" not in res.stdout.split()
+    assert "interfaces ['lo']" in res.stdout
+    assert "no route" in res.stdout
+
+
+# 3. fork bomb -----------------------------------------------------------------------------
+
+
+def test_fork_bomb(mode: str, work_root: Path) -> None:
+    sb = _make(mode, work_root, **FAST)
+    mark = marker()
+    body = (
+        "import os, sys\n"
+        f"if os.getcwd().startswith({str(work_root)!r}) and os.getpid() != {os.getpid()}:\n"
+        "    print(os.getuid(), flush=True)\n"
+        "    while True:\n"
+        "        try:\n"
+        "            os.fork()\n"
+        "        except OSError:\n"
+        "            pass\n"
+    )
+    before = process_count()
+    start = time.monotonic()
+    res = sb.run_sync(with_marker(body, mark))
+    elapsed = time.monotonic() - start
+    assert res.status in ("timeout", "killed"), res
+    assert elapsed < FAST["wall_time_s"] + 3
+    assert_gone(mark, int(res.stdout.split()[0]))
+    assert process_count() <= before + 5
+
+
+# 4. memory --------------------------------------------------------------------------------
+
+
+def test_unbounded_allocation(mode: str, work_root: Path) -> None:
+    sb = _make(mode, work_root, memory_mb=256, **FAST)
+    rss_before = rss_mb()
+    res = sb.run_sync("x = []\nwhile True:\n    x.append(bytearray(10**7))\n")
+    assert res.status in ("killed", "error"), res
+    if res.status == "error":
+        assert "MemoryError" in res.stderr
+    assert res.duration_s < 3
+    assert rss_mb() - rss_before < 50
+
+
+# 5. infinite loop -------------------------------------------------------------------------
+
+
+def test_infinite_loop_times_out(mode: str, work_root: Path) -> None:
+    sb = _make(mode, work_root, wall_time_s=1.5, cpu_time_s=10)
+    mark = marker()
+    res = sb.run_sync(with_marker("while True:\n    pass\n", mark))
+    assert res.status == "timeout" and not res.ok, res
+    assert 1.5 <= res.duration_s < 4
+    assert_gone(mark)
+
+
+def test_cpu_limit_kills(work_root: Path) -> None:
+    sb = _make("bwrap", work_root, wall_time_s=10.0, cpu_time_s=1)
+    res = sb.run_sync("while True:\n    pass\n")
+    assert res.status == "killed" and res.returncode is not None and res.returncode < 0, res
+    assert res.duration_s < 5
+
+
+def test_file_size_limit(work_root: Path) -> None:
+    sb = _make("bwrap", work_root, max_file_mb=1)
+    code = (
+        "import errno\n"
+        "try:\n"
+        "    open('big', 'wb').write(b'x' * (2 * 2**20))\n"
+        "except OSError as e:\n"
+        "    print(errno.errorcode[e.errno])\n"
+    )
+    res = sb.run_sync(code)
+    assert res.ok and res.stdout == "EFBIG\n", res
+
+
+# 6. writing outside the work dir ---------------------------------------------------------
+
+
+def test_cannot_write_outside(mode: str, work_root: Path, tmp_path: Path) -> None:
+    if mode == "fallback" and not IS_ROOT:
+        pytest.skip("the fallback relies on dropping root privileges; not running as root")
+    sb = _make(mode, work_root)
+    name = marker()
+    shared = Path(tempfile.mkdtemp(prefix="sbx-target-"))  # root-owned 0755, reachable
+    shared.chmod(0o755)
+    tmp_path.chmod(0o755)
+    targets = [tmp_path / name, shared / name, PROJECT_DIR / name, Path.home() / name]
+    if mode == "bwrap" or IS_ROOT:  # fallback: /tmp is world-writable; cleanup must catch it
+        targets.append(Path(tempfile.gettempdir()) / name)
+    code = (
+        "import os\n"
+        f"for p in {[str(t) for t in targets]!r}:\n"
+        "    try:\n"
+        "        with open(p, 'w') as fh:\n"
+        "            fh.write('pwned')\n"
+        "        print('wrote', p)\n"
+        "    except OSError as e:\n"
+        "        print('refused', p, type(e).__name__)\n"
+        "open('inside.txt', 'w').write('fine')\n"
+        "print('inside ok')\n"
+    )
+    try:
+        res = sb.run_sync(code)
+        assert res.ok and "inside ok" in res.stdout, res
+        for target in targets:
+            assert not target.exists(), f"{target} was created: {res.stdout}"
+        for target in targets[:4]:  # root-owned dirs: refused outright, not just cleaned up
+            assert f"refused {target}" in res.stdout
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+        for target in targets:
+            if target.exists():
+                target.unlink()
+
+
+# 7. huge output ---------------------------------------------------------------------------
+
+
+def test_huge_output_is_truncated(work_root: Path) -> None:
+    sb = _make("bwrap", work_root, max_output_bytes=10_000)
+    code = "import sys\nchunk = 'x' * 2**20\nfor _ in range(100):\n    sys.stdout.write(chunk)\n"
+    res = sb.run_sync(code)
+    assert res.ok and res.truncated, res.status
+    assert 0 < len(res.stdout.encode()) <= 10_000
+    assert res.duration_s < 5
+
+
+# 8. daemonized child that ignores SIGTERM ------------------------------------------------
+
+
+def test_daemonized_child_is_killed(mode: str, work_root: Path) -> None:
+    sb = _make(mode, work_root)
+    mark = marker()
+    sleeper = (
+        "import signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "while True:\n"
+        "    time.sleep(1)\n"
+    )
+    code = (
+        "import os, sys\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        f"        os.execv(sys.executable, [sys.executable, '-I', '-c', {sleeper!r}, {mark!r}])\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "import time; time.sleep(0.3)\n"
+        "print('parent done', os.getuid())\n"
+    )
+    res = sb.run_sync(code)
+    assert res.ok and "parent done" in res.stdout, res
+    assert res.duration_s < 4
+    assert_gone(mark, int(res.stdout.split()[-1]))
+
+
+# 9. concurrency ---------------------------------------------------------------------------
+
+
+def test_concurrent_runs(work_root: Path) -> None:
+    sb = _make("bwrap", work_root)
+
+    async def main() -> list[ExecResult]:
+        jobs = [
+            sb.run(f"import sys\nprint({i} * 1000 + int(sys.stdin.read()))", stdin=f"{i}")
+            for i in range(8)
+        ]
+        return await asyncio.gather(*jobs)
+
+    results = asyncio.run(main())
+    assert [r.stdout for r in results] == [f"{i * 1001}\n" for i in range(8)]
+    assert all(r.ok for r in results)
+
+
+# 10. cancellation -------------------------------------------------------------------------
+
+
+def test_cancellation_kills_and_cleans(mode: str, work_root: Path) -> None:
+    sb = _make(mode, work_root, wall_time_s=30.0)
+    mark = marker()
+
+    async def main() -> None:
+        task = asyncio.create_task(sb.run(with_marker("import time\ntime.sleep(10**6)\n", mark)))
+        deadline = time.monotonic() + 10
+        while not pids_with(mark):
+            assert time.monotonic() < deadline, "sandboxed program never started"
+            await asyncio.sleep(0.05)
+        assert list(work_root.iterdir()), "work dir should exist while running"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert_gone(mark)
+    assert list(work_root.iterdir()) == []
+
+
+# configuration and failures ---------------------------------------------------------------
+
+
+def test_crash_when_sandbox_cannot_start(tmp_path: Path) -> None:
+    sb = Sandbox(work_root=tmp_path / "missing")
+    res = sb.run_sync("print(1)")
+    assert res.status == "crash" and not res.ok and res.stderr
+
+
+def test_require_bwrap_when_broken(monkeypatch: pytest.MonkeyPatch, work_root: Path) -> None:
+    monkeypatch.setattr(runner, "_probe_results", {})
+    monkeypatch.setattr(runner, "find_bwrap", lambda: None)
+    with pytest.raises(SandboxError, match="bubblewrap"):
+        Sandbox(SandboxLimits(use_bwrap=True))
+    sb = Sandbox(work_root=work_root)  # auto: falls back
+    assert sb.isolation.startswith("rlimits-only")
+    assert sb.run_sync("print('fallback')").stdout == "fallback\n"
+
+
+def test_limits_reject_unknown_fields() -> None:
+    with pytest.raises(ValueError):
+        SandboxLimits(wall_time=1)  # type: ignore[call-arg]
