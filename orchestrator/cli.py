@@ -139,12 +139,12 @@ def run(
 @app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="output dataset directory")] = Path("demo-out"),
-    limit: Annotated[int, typer.Option(help="seed problems to use")] = 3,
+    limit: Annotated[int, typer.Option(help="seed problems to use")] = 8,
 ) -> None:
     """Offline demo: bundled seeds through TinyGSM with the built-in CPU teacher."""
     overrides = {
         "run": {"limit": limit, "workers": 1, "concurrency": 1, "commit_every_seeds": 1},
-        "tinygsm": {"problems_per_seed": 3, "sampling": {"max_tokens": 700}},
+        "tinygsm": {"problems_per_seed": 2, "sampling": {"max_tokens": 450, "temperature": 0.3}},
     }
     _execute("tinygsm", overrides, DEMO_SEEDS, out_dir, False, True)
     show(out_dir, rows=3)
@@ -160,7 +160,8 @@ def show(
 
     files = sorted((out_dir / "data").glob("train-*.parquet"))
     if not files:
-        raise _fail(f"{out_dir}: no committed data shards")
+        out.print(f"{out_dir}: no rows were accepted (see summary.json and rejected/)")
+        return
     ds = datasets.load_dataset("parquet", data_files=[str(f) for f in files], split="train")
     out.print(f"[bold]{out_dir}[/]: {ds.num_rows} rows, columns {ds.column_names}")
     for row in ds.select(range(min(rows, ds.num_rows))):

@@ -184,7 +184,8 @@ def _dispatch(
     except KeyboardInterrupt:
         state.interrupted = True
         ray.get([w.stop.remote() for w in workers], timeout=10)
-        ready, _ = ray.wait(list(outstanding), num_returns=len(outstanding), timeout=30)
+        if outstanding:  # let every worker commit what it finished
+            ray.wait(list(outstanding), num_returns=len(outstanding), timeout=30)
         raise
     return ray.get(metrics.snapshot.remote())
 

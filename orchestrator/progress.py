@@ -130,4 +130,5 @@ class ProgressDisplay:
                 f" requests {int(counters.get('teacher', 'requests'))}"
                 f" tokens/s {tps:.1f}",
                 highlight=False,
+                markup=False,
             )

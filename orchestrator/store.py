@@ -6,13 +6,14 @@ Layout of ``DIR``::
     data/train-<commit>.parquet    accepted rows; its footer metadata is the commit's ledger
     rejected/rejected-<commit>.parquet   dropped rows with reason (not part of the train split)
     summary.json                   the last run's accounting
+    _mathsynth/commits/<commit>.json   ledger of a commit that kept no rows
     _mathsynth/tmp/                files being written (never read by ``datasets``)
 
-A commit is one ``rename`` of the data file into ``data/``: its footer carries the outcome of
-every seed in it (accepted / rejected / failed) and the counters of that work. Until that
-rename nothing of the commit is visible, so an interrupted run leaves ``DIR`` consistent. The
-rejected file is renamed first; one without a matching data file is an orphan and is removed on
-the next run. This module does not decide outcomes, dedup or talk to Ray.
+A commit is one ``rename``: of the data file into ``data/`` (its footer carries the outcome of
+every seed in it: accepted / rejected / failed), or, when the commit kept no rows, of its ledger
+JSON (``datasets`` cannot read zero-row parquet files). Until that rename nothing of the commit
+is visible, so an interrupted run leaves ``DIR`` consistent. The rejected file is renamed
+first; one without a matching commit is an orphan and is removed on the next run. This module does not decide outcomes, dedup or talk to Ray.
 """
 
 from __future__ import annotations
@@ -98,9 +99,10 @@ class OutputStore:
         self.data = self.root / "data"
         self.rejected = self.root / "rejected"
         self.tmp = self.root / "_mathsynth" / "tmp"
+        self.commits = self.root / "_mathsynth" / "commits"
 
     def prepare(self) -> None:
-        for folder in (self.data, self.rejected, self.tmp):
+        for folder in (self.data, self.rejected, self.tmp, self.commits):
             folder.mkdir(parents=True, exist_ok=True)
         self._write_card()
 
@@ -117,6 +119,9 @@ class OutputStore:
             table = pa.Table.from_pylist(rows, schema=REJECTED_SCHEMA)
             self._atomic_table(table, self.rejected / f"rejected-{cid}.parquet")
         ledger = {"seeds": commit.seeds, "failures": commit.failures}
+        if not commit.rows:  # `datasets` cannot read zero-row parquet files: ledger alone
+            self.write_json(f"_mathsynth/commits/{cid}.json", ledger)
+            return cid
         schema = ROW_SCHEMA.with_metadata({LEDGER_KEY: json.dumps(ledger).encode()})
         table = pa.Table.from_pylist([record_row(r) for r in commit.rows], schema=schema)
         self._atomic_table(table, self.data / f"train-{cid}.parquet")
@@ -125,19 +130,32 @@ class OutputStore:
     def committed_files(self) -> list[Path]:
         return sorted(self.data.glob("train-*.parquet")) if self.data.is_dir() else []
 
-    def read_ledger(self, with_questions: bool = True) -> Ledger:
-        """Outcomes of all committed seeds (later commits win), row ids and questions."""
-        ledger = Ledger()
+    def commit_ids(self) -> set[str]:
+        ids = {f.stem.removeprefix("train-") for f in self.committed_files()}
+        return ids | {f.stem for f in self.commits.glob("*.json")} if self.commits.is_dir() else ids
+
+    def _ledger_entries(self) -> list[tuple[dict[str, Any], Path | None]]:
+        """(ledger entry, data file or None) for every commit, data-less ones included."""
+        entries: list[tuple[dict[str, Any], Path | None]] = []
         for file in self.committed_files():
             meta = pq.read_schema(file).metadata or {}
-            if LEDGER_KEY not in meta:
-                continue
-            entry = json.loads(meta[LEDGER_KEY])
+            if LEDGER_KEY in meta:
+                entries.append((json.loads(meta[LEDGER_KEY]), file))
+        if self.commits.is_dir():
+            entries += [(json.loads(f.read_text()), None) for f in sorted(self.commits.glob("*.json"))]
+        return entries
+
+    def read_ledger(self, with_questions: bool = True) -> Ledger:
+        """Outcomes of all committed seeds (accepted wins over others), row ids and questions."""
+        ledger = Ledger()
+        for entry, file in self._ledger_entries():
             for seed_id, outcome in entry["seeds"].items():
                 if ledger.outcomes.get(seed_id) != "accepted":
                     ledger.outcomes[seed_id] = outcome
             ledger.failures.update(entry.get("failures", {}))
             ledger.shards += 1
+            if file is None:
+                continue
             columns = ["id", "question"] if with_questions else ["id"]
             table = pq.read_table(file, columns=columns)
             ledger.row_ids.update(table.column("id").to_pylist())
@@ -149,12 +167,12 @@ class OutputStore:
 
     def cleanup(self) -> list[Path]:
         """Remove temp files and rejected files whose commit never landed; returns them."""
-        committed = {f.name.removeprefix("train-") for f in self.committed_files()}
-        removed = [p for p in self.tmp.glob("*.tmp")] if self.tmp.is_dir() else []
+        committed = self.commit_ids()
+        removed = list(self.tmp.glob("*.tmp")) if self.tmp.is_dir() else []
         if self.rejected.is_dir():
             removed += [
                 p for p in self.rejected.glob("rejected-*.parquet")
-                if p.name.removeprefix("rejected-") not in committed
+                if p.stem.removeprefix("rejected-") not in committed
             ]
         for path in removed:
             path.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ It does NOT enforce wall time, read output, or clean up processes and files: the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -31,6 +32,7 @@ from typing import Any
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
 CLONE_NEWNS = 0x00020000
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -105,16 +107,67 @@ def _set_rlimits(limits: list[list[int]]) -> None:
         resource.setrlimit(res, (soft, hard))
 
 
+class _Stop(Exception):
+    """Raised by the SIGTERM handler: the parent says the time is up."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Stop
+
+
+def _children(me: int) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as fh:
+                    ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == me:
+                found.append(int(name))
+    return found
+
+
+def _kill_and_reap_all(timeout_s: float = 2.0) -> None:
+    """SIGKILL and reap every descendant. As a subreaper every orphan becomes our child, so
+    killing our children level by level reaches the whole tree; unreaped children cannot be
+    replaced by another process under the same pid, so killing them by pid is safe."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    me = os.getpid()
+    while time.monotonic() < deadline:
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] != 0:
+                pass
+        except ChildProcessError:
+            return
+        for pid in _children(me):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.001)
+
+
 def wait(fd: int, argv: list[str], env: dict[str, str] | None, libc: Any = None) -> None:
-    """Run ``argv`` as a child, report ``S`` and ``R<status>`` on ``fd``, exit like the child."""
+    """Run ``argv`` as a child, report ``S`` and ``R<status>`` on ``fd``, exit like the child.
+
+    The waiter is a child subreaper (pid 1 of its namespace under bubblewrap): it reaps orphans
+    while the program runs, and when the program ends (or on SIGTERM) it kills whatever is left
+    of its tree (as pid 1, by exiting: the kernel then kills the namespace)."""
     if libc is None:
         libc = _libc()
     os.set_inheritable(fd, False)
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     os.write(fd, b"S")
     pid = os.fork()
     if pid == 0:
         try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if env is None:
                 os.execv(argv[0], argv)
@@ -122,10 +175,22 @@ def wait(fd: int, argv: list[str], env: dict[str, str] | None, libc: Any = None)
         except BaseException as exc:
             _fail(fd, f"exec {argv[0]}: {exc!r}")
         os._exit(127)
-    _, status = os.waitpid(pid, 0)
-    os.write(fd, b"R%d\n" % status)
-    code = os.waitstatus_to_exitcode(status)
-    os._exit(code if code >= 0 else 128 - code)
+    code = 128 + signal.SIGTERM
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        while True:
+            got, status = os.waitpid(-1, 0)
+            if got == pid:
+                os.write(fd, b"R%d\n" % status)
+                code = os.waitstatus_to_exitcode(status)
+                code = code if code >= 0 else 128 - code
+                break
+    except (_Stop, ChildProcessError):
+        pass
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.getpid() != 1:
+        _kill_and_reap_all()
+    os._exit(code)
 
 
 def launch(config: dict[str, Any]) -> None:

@@ -3,9 +3,12 @@
 Inside: new user, pid, network (unless ``network=True``), ipc, uts and cgroup namespaces; the
 host filesystem read-only; fresh ``/dev``, ``/proc``, a size-limited ``/tmp`` and an empty
 read-only ``/run`` (host sockets hidden); the run's work dir bound read-write as the current
-directory; a cleared environment. ``--die-with-parent`` and the pid namespace make every process
-of the run die with bubblewrap. It does NOT set resource limits or drop privileges (the
-launcher does, before exec'ing bubblewrap) and does NOT check that bubblewrap works.
+directory; a cleared environment. ``--as-pid-1``: the command (the sandbox's waiter) is the pid
+namespace's init, so when it exits the kernel kills and reaps every other process of the run
+(bubblewrap's own reaper would be left as a zombie for the host's init to collect);
+``--die-with-parent`` kills it if bubblewrap or its parent dies. It does NOT set resource limits
+or drop privileges (the launcher does, before exec'ing bubblewrap) and does NOT check that
+bubblewrap works.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def bwrap_argv(
     argv = [bwrap, "--unshare-all"]
     if network:
         argv.append("--share-net")
-    argv += ["--die-with-parent", "--new-session"]
+    argv += ["--die-with-parent", "--new-session", "--as-pid-1"]
     argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     argv += ["--size", str(tmp_size_bytes), "--tmpfs", "/tmp", "--tmpfs", "/run"]
     for path in ro_paths:

@@ -17,6 +17,7 @@ import json
 import os
 import resource
 import secrets
+import select
 import shutil
 import signal
 import sys
@@ -36,7 +37,7 @@ MODE_DIRECT = "direct"
 WORKDIR_PREFIX = "mathsynth-sbx-"
 MARKER_VAR = "MATHSYNTH_SANDBOX_RUN"
 _CHILD_SOURCE = Path(_child.__file__).read_text(encoding="utf-8")
-_HELPER_TASKS = {MODE_BWRAP: 3, MODE_DIRECT: 1}  # bwrap, its pid-1 reaper, waiter | waiter
+_HELPER_TASKS = {MODE_BWRAP: 2, MODE_DIRECT: 1}  # bwrap + waiter | waiter
 _DRAIN_GRACE_S = 1.0
 _SHARED_WRITABLE = ["/tmp", "/var/tmp", "/dev/shm", tempfile.gettempdir()]
 _PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -185,7 +186,35 @@ class _Run:
         with self._kill_lock:
             self._kill_all()
 
+    def _stop_from_the_top(self) -> None:
+        """Timeout or cancellation: end the run through the waiter so that every process is
+        reaped by its own parent (nothing left for the host's init to collect): under bubblewrap
+        SIGKILL the waiter (bwrap's child, init of the pid namespace: the kernel kills the rest);
+        in the fallback SIGTERM the waiter (it kills and reaps its tree). Then wait up to a
+        second for the launcher to exit."""
+        t = self.transport
+        if t is None or t.get_returncode() is not None:
+            return
+        pid = t.get_pid()
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return
+        try:
+            if self.mode == MODE_BWRAP:
+                procs.kill_matching(procs.child_matcher(pid), timeout_s=0.5)
+            else:
+                signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            poller.poll(1000)
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(pidfd)
+
     def _kill_all(self) -> None:
+        self._stop_from_the_top()
         self._killpg_if_running()
         if self.clean:
             return
@@ -194,7 +223,7 @@ class _Run:
         elif self.mode == MODE_DIRECT:
             marker = self.marker.encode()
             self.clean = procs.kill_matching(procs.marker_matcher(os.getuid(), marker))
-        else:  # bubblewrap: the pid namespace dies with bwrap, which the group kill reached
+        else:  # bubblewrap: the pid namespace died with its init, or with bwrap (group kill)
             self.clean = True
 
     def cleanup(self) -> None:

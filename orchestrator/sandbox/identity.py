@@ -4,8 +4,8 @@ When this process is root, every run gets a dedicated unprivileged uid/gid from 
 (``UID_BASE`` + slot; no passwd entry needed). A slot is held with an ``flock`` on a file in a
 root-only directory, so concurrent runs in any process on the machine never share a uid (which
 keeps RLIMIT_NPROC per run and lets the runner kill "every process of that uid" safely). Uids
-that have an account or still have processes (zombies too) are skipped; a slot whose processes could not
-be killed stays locked for the life of this process.
+that have an account or still have processes (zombies too) are skipped; a slot whose processes
+could not be killed stays locked for the life of this process.
 
 It also works out whether that uid can reach the Python interpreter (e.g. pyenv under ``/root``
 is not) and which directories the launcher must cover with a tmpfs to expose it.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class ProcInfo:
     pid: int
+    ppid: int
     uids: tuple[int, ...]  # real, effective, saved, filesystem
     state: str  # first letter of the State: line ("R", "S", "Z", ...)
     threads: int
@@ -36,7 +37,7 @@ def read_proc(pid: int) -> ProcInfo | None:
     except OSError:
         return None
     uids: tuple[int, ...] = ()
-    state, threads = "?", 1
+    state, threads, ppid = "?", 1, 0
     for line in raw.splitlines():
         if line.startswith(b"Uid:"):
             uids = tuple(int(x) for x in line.split()[1:])
@@ -44,7 +45,9 @@ def read_proc(pid: int) -> ProcInfo | None:
             state = line.split()[1].decode()
         elif line.startswith(b"Threads:"):
             threads = int(line.split()[1])
-    return ProcInfo(pid, uids, state, threads) if uids else None
+        elif line.startswith(b"PPid:"):
+            ppid = int(line.split()[1])
+    return ProcInfo(pid, ppid, uids, state, threads) if uids else None
 
 
 def iter_procs() -> Iterator[ProcInfo]:
@@ -121,6 +124,11 @@ def kill_matching(match: Callable[[ProcInfo], bool], timeout_s: float = 2.0) -> 
 def uid_matcher(uid: int) -> Callable[[ProcInfo], bool]:
     """Processes with ``uid`` as real, effective or saved uid."""
     return lambda info: uid in info.uids[:3]
+
+
+def child_matcher(ppid: int) -> Callable[[ProcInfo], bool]:
+    """Direct children of ``ppid``."""
+    return lambda info: info.ppid == ppid
 
 
 def marker_matcher(uid: int, marker: bytes) -> Callable[[ProcInfo], bool]:

@@ -16,6 +16,7 @@ from orchestrator.records import Record, content_hash
 from orchestrator.steps import Rejects, TeacherStage
 from orchestrator.teacher.client import Completion
 from orchestrator.tinygsm.parse import (
+    END_OF_PROGRAM,
     ProgramFormatError,
     parse_one_step,
     parse_program,
@@ -42,7 +43,12 @@ class OneStep(TeacherStage):
         return {"seed": record, "n": self.n}
 
     def parse(self, record: Record, completion: Completion, rejects: Rejects) -> list[Record]:
-        result = parse_one_step(completion.text)
+        text = completion.text
+        if completion.finish_reason == "stop" and not text.rstrip().endswith(END_OF_PROGRAM):
+            # The teacher ended on its own, so the last program is complete even though the
+            # closing marker is missing; a reply cut by max_tokens keeps its last pair dropped.
+            text = text.rstrip() + "\n" + END_OF_PROGRAM
+        result = parse_one_step(text)
         _count_parse_errors(result.errors, rejects)
         out = []
         for question, program in result.items:

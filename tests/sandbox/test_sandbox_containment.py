@@ -97,7 +97,7 @@ def pids_with(mark: str) -> list[int]:
     return found
 
 
-def pids_of_uid(uid: int) -> list[int]:
+def pids_of_uid(uid: int, zombies: bool = False) -> list[int]:
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -107,7 +107,8 @@ def pids_of_uid(uid: int) -> list[int]:
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in lines if ":" in line)
-        if int(fields["Uid"].split()[0]) == uid and fields["State"].split()[0] not in "ZX":
+        dead = fields["State"].split()[0] in "ZX"
+        if int(fields["Uid"].split()[0]) == uid and (zombies or not dead):
             found.append(int(name))
     return found
 
@@ -135,6 +136,8 @@ def assert_gone(mark: str, uid: int | None = None) -> None:
     assert pids_with(mark) == [], f"processes with {mark} survived"
     if uid is not None and IS_ROOT:
         assert pids_of_uid(uid) == [], f"processes of sandbox uid {uid} survived"
+        # Everything was reaped by its own parent: no zombies left for the host's init.
+        assert pids_of_uid(uid, zombies=True) == [], f"zombies of sandbox uid {uid} left"
 
 
 # 1. normal programs -----------------------------------------------------------------------
@@ -200,6 +203,20 @@ def test_no_network(work_root: Path) -> None:
     assert "no route" in res.stdout
 
 
+def test_network_when_allowed(work_root: Path) -> None:
+    sb = _make("bwrap", work_root, network=True)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        code = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=5)\n"
+        res = sb.run_sync(code)
+        listener.settimeout(1)
+        conn, _ = listener.accept()
+        conn.close()
+    assert res.ok, res
+
+
 # 3. fork bomb -----------------------------------------------------------------------------
 
 
@@ -224,6 +241,28 @@ def test_fork_bomb(mode: str, work_root: Path) -> None:
     assert elapsed < FAST["wall_time_s"] + 3
     assert_gone(mark, int(res.stdout.split()[0]))
     assert process_count() <= before + 5
+
+
+def test_process_limit(mode: str, work_root: Path) -> None:
+    if mode == "fallback" and not IS_ROOT:
+        pytest.skip("as non-root the limit is relative to this uid's other processes")
+    sb = _make(mode, work_root, max_processes=6)
+    code = (
+        "import os, time\n"
+        "n = 0\n"
+        "while n < 100:\n"
+        "    try:\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(3)\n"
+        "            os._exit(0)\n"
+        "    except OSError:\n"
+        "        break\n"
+        "    n += 1\n"
+        "print(n)\n"
+    )
+    res = sb.run_sync(code)
+    assert res.ok, res
+    assert 0 < int(res.stdout) < 6  # the program itself is one of the six
 
 
 # 4. memory --------------------------------------------------------------------------------
