@@ -9,7 +9,6 @@ pipeline logic of its own.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,7 +17,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.config import ConfigError, PipelineConfig, deep_update, read_yaml, validate_pipeline
+from orchestrator.config import (
+    ConfigError,
+    PipelineConfig,
+    deep_update,
+    read_yaml,
+    validate_pipeline,
+)
 from orchestrator.resources import builtin_pipelines, resolve_pipeline
 from orchestrator.seeds import SeedError, load_seeds
 
@@ -33,9 +38,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def build_config(
-    pipeline: str, overrides: dict[str, Any]
-) -> tuple[PipelineConfig, bool]:
+def build_config(pipeline: str, overrides: dict[str, Any]) -> tuple[PipelineConfig, bool]:
     """Validated config and whether the built-in CPU teacher is needed."""
     path = resolve_pipeline(pipeline)
     data, node = read_yaml(path)
@@ -86,7 +89,10 @@ def print_summary(summary: dict[str, Any]) -> None:
     table = Table(title="run summary", show_header=False)
     for key, value in summary.items():
         if isinstance(value, dict):
-            value = ", ".join(f"{k}={int(v) if isinstance(v, float) else v}" for k, v in value.items()) or "-"
+            value = (
+                ", ".join(f"{k}={int(v) if isinstance(v, float) else v}" for k, v in value.items())
+                or "-"
+            )
         elif isinstance(value, float) and value.is_integer():
             value = int(value)
         table.add_row(key, str(value))
@@ -115,7 +121,9 @@ def _execute(pipeline: str, overrides: dict[str, Any], seeds: str | None, out_di
 @app.command()
 def run(
     pipeline: Annotated[str, typer.Argument(help="pipeline file or built-in name")],
-    seeds: Annotated[str | None, typer.Option(help="seed file, seeds/ name or HF dataset id")] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help="seed file, seeds/ name or HF dataset id")
+    ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="output dataset directory")] = Path("out"),
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL")] = None,
     model: Annotated[str | None, typer.Option(help="teacher model name")] = None,
@@ -124,7 +132,9 @@ def run(
     concurrency: Annotated[int | None, typer.Option(help="requests in flight per actor")] = None,
     method: Annotated[str | None, typer.Option(help="TinyGSM method: one-step|two-step")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="env var holding the API key")] = None,
-    allow_config_change: Annotated[bool, typer.Option(help="resume into a dir written by another config")] = False,
+    allow_config_change: Annotated[
+        bool, typer.Option(help="resume into a dir written by another config")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="live progress display")] = True,
 ) -> None:
     """Run a pipeline: seeds in, a verified dataset out (resumes if --out has data)."""
@@ -138,7 +148,9 @@ def run(
 
 @app.command()
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="output dataset directory")] = Path("demo-out"),
+    out_dir: Annotated[Path, typer.Option("--out", help="output dataset directory")] = Path(
+        "demo-out"
+    ),
     limit: Annotated[int, typer.Option(help="seed problems to use")] = 8,
 ) -> None:
     """Offline demo: bundled seeds through TinyGSM with the built-in CPU teacher."""

@@ -74,9 +74,7 @@ def ensure_ray(num_cpus: int | None = None) -> bool:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(
-            num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs
-        )
+        ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)
     return True
 
 

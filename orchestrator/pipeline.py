@@ -32,7 +32,10 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
     if t.method == "one-step":
         one_step = OneStep(load_template(t.templates.one_step), t.sampling, t.problems_per_seed)
         return [TeacherStep([one_step]), question_filters(cfg), execute]
-    family_templates = {"variants": t.templates.two_step_questions, "gsm_ic": t.templates.two_step_gsm_ic}
+    family_templates = {
+        "variants": t.templates.two_step_questions,
+        "gsm_ic": t.templates.two_step_gsm_ic,
+    }
     questions = [
         TwoStepQuestions(load_template(family_templates[f]), t.sampling, t.problems_per_seed, f)
         for f in t.two_step_families

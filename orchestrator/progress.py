@@ -44,7 +44,9 @@ def funnel_rows(counters: Counters) -> list[tuple[str, float, float, dict[str, f
     for group, names in counters.as_dict().items():
         if group in ("teacher", "seeds", "writer"):
             continue
-        drops = {n.removeprefix("dropped:"): v for n, v in names.items() if n.startswith("dropped:")}
+        drops = {
+            n.removeprefix("dropped:"): v for n, v in names.items() if n.startswith("dropped:")
+        }
         out = names.get("kept", names.get("produced", 0))
         rows.append((group, names.get("seen", 0), out, drops))
     return rows

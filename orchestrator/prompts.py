@@ -57,7 +57,9 @@ def load_template(name: str, root: Path | None = None) -> PromptTemplate:
     digest = hashlib.sha256()
     for part in _sources(env, f"{name}.j2", base, seen=set()):
         digest.update(part.encode("utf-8"))
-    return PromptTemplate(name=name, source=source, hash=digest.hexdigest()[:16], _template=template)
+    return PromptTemplate(
+        name=name, source=source, hash=digest.hexdigest()[:16], _template=template
+    )
 
 
 def _sources(env: jinja2.Environment, name: str, base: Path, seen: set[str]) -> list[str]:

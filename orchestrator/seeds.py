@@ -10,7 +10,6 @@ Bad input raises ``SeedError`` naming the file and line. This module does not sh
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -144,7 +143,9 @@ def load_seeds(spec: str | None, cfg: SeedConfig, limit: int | None = None) -> l
     if path is not None:
         reader = READERS.get(path.suffix)
         if reader is None:
-            raise SeedError(f"{path}: unsupported seed file type {path.suffix!r} (jsonl/json/parquet)")
+            raise SeedError(
+                f"{path}: unsupported seed file type {path.suffix!r} (jsonl/json/parquet)"
+            )
         seeds = normalise_rows(reader(path), str(path), cfg)
     elif "/" in spec and not Path(spec).suffix:
         seeds = normalise_rows(_read_hf(spec, cfg), spec, cfg)

@@ -13,7 +13,8 @@ A commit is one ``rename``: of the data file into ``data/`` (its footer carries 
 every seed in it: accepted / rejected / failed), or, when the commit kept no rows, of its ledger
 JSON (``datasets`` cannot read zero-row parquet files). Until that rename nothing of the commit
 is visible, so an interrupted run leaves ``DIR`` consistent. The rejected file is renamed
-first; one without a matching commit is an orphan and is removed on the next run. This module does not decide outcomes, dedup or talk to Ray.
+first; one without a matching commit is an orphan and is removed on the next run.
+This module does not decide outcomes, dedup or talk to Ray.
 """
 
 from __future__ import annotations
@@ -142,7 +143,9 @@ class OutputStore:
             if LEDGER_KEY in meta:
                 entries.append((json.loads(meta[LEDGER_KEY]), file))
         if self.commits.is_dir():
-            entries += [(json.loads(f.read_text()), None) for f in sorted(self.commits.glob("*.json"))]
+            entries += [
+                (json.loads(f.read_text()), None) for f in sorted(self.commits.glob("*.json"))
+            ]
         return entries
 
     def read_ledger(self, with_questions: bool = True) -> Ledger:
@@ -171,7 +174,8 @@ class OutputStore:
         removed = list(self.tmp.glob("*.tmp")) if self.tmp.is_dir() else []
         if self.rejected.is_dir():
             removed += [
-                p for p in self.rejected.glob("rejected-*.parquet")
+                p
+                for p in self.rejected.glob("rejected-*.parquet")
                 if p.stem.removeprefix("rejected-") not in committed
             ]
         for path in removed:

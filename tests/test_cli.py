@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 import yaml
 
 from orchestrator.resources import data_dir
@@ -44,7 +43,9 @@ def test_pipelines_lists_builtin() -> None:
 
 def test_bad_pipeline_file_is_reported_with_line(tmp_path: Path) -> None:
     bad = tmp_path / "p.yaml"
-    bad.write_text("name: x\nteacher:\n  model: m\n  base_url: http://127.0.0.1:9/v1\nrun:\n  wrkers: 2\n")
+    bad.write_text(
+        "name: x\nteacher:\n  model: m\n  base_url: http://127.0.0.1:9/v1\nrun:\n  wrkers: 2\n"
+    )
     code, out = run_cli("run", str(bad), "--seeds", "demo.jsonl", "--out", str(tmp_path / "o"))
     assert code == 2
     assert f"{bad}:6" in out.replace("\n", "") and "wrkers" in out
@@ -59,7 +60,9 @@ def test_bad_seed_file_is_reported_with_line(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()  # nothing half-written
 
 
-def test_ctrl_c_leaves_output_consistent_and_rerun_resumes(tmp_path: Path, gsm8k_train: Path) -> None:
+def test_ctrl_c_leaves_output_consistent_and_rerun_resumes(
+    tmp_path: Path, gsm8k_train: Path
+) -> None:
     pipeline = yaml.safe_load((data_dir("pipelines") / "tinygsm.yaml").read_text())
     pipeline["run"].update({"workers": 1, "concurrency": 2, "commit_every_seeds": 2})
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(pipeline))
@@ -96,5 +99,9 @@ def test_ctrl_c_leaves_output_consistent_and_rerun_resumes(tmp_path: Path, gsm8k
     assert final["seeds_not_run"] == 0 and final["seeds_failed"] == 0
     ledger = OutputStore(out).read_ledger()
     assert len(ledger.finished) == n_seeds
-    ids = [r for f in OutputStore(out).committed_files() for r in pq.read_table(f, columns=["id"]).column("id").to_pylist()]
+    ids = [
+        r
+        for f in OutputStore(out).committed_files()
+        for r in pq.read_table(f, columns=["id"]).column("id").to_pylist()
+    ]
     assert len(ids) == len(set(ids)) == final["rows_total"]

@@ -42,7 +42,9 @@ def seeds(gsm8k_train: Path) -> list:
 
 
 def rows(out: Path) -> list[dict[str, Any]]:
-    return [r for f in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    return [
+        r for f in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(f).to_pylist()
+    ]
 
 
 def rejected_rows(out: Path) -> list[dict[str, Any]]:
@@ -58,7 +60,9 @@ def test_one_step_end_to_end(tmp_path: Path, seeds: list) -> None:
         prompts = [body["messages"][-1]["content"] for body in srv.requests]
     # every seed accounted for
     assert summary["seeds_read"] == len(seeds)
-    assert summary["seeds_accepted"] + summary["seeds_rejected"] + summary["seeds_failed"] == len(seeds)
+    assert summary["seeds_accepted"] + summary["seeds_rejected"] + summary["seeds_failed"] == len(
+        seeds
+    )
     assert summary["seeds_not_run"] == 0 and summary["seeds_failed"] == 0
     assert summary["requests"] == len(seeds)
     assert summary["prompt_tokens"] > 0 and summary["completion_tokens"] > 0
@@ -159,9 +163,16 @@ def test_two_step_end_to_end(tmp_path: Path, seeds: list) -> None:
     n_question_calls = 3 * 2  # variants + GSM-IC for each seed
     stages = summary["items_parsed_by_stage"]
     questions = stages["two_step_variants"] + stages["two_step_gsm_ic"]
-    dropped_q = sum(v for k, v in summary["rejected_by_reason"].items() if k.startswith("question_filter"))
+    dropped_q = sum(
+        v for k, v in summary["rejected_by_reason"].items() if k.startswith("question_filter")
+    )
     assert len(bodies) == n_question_calls + questions - dropped_q
     written = rows(out)
     assert written and {r["method"] for r in written} <= {
-        "tinygsm/two-step/variants", "tinygsm/two-step/gsm_ic"}
-    assert {r["method"] for r in written} == {"tinygsm/two-step/variants", "tinygsm/two-step/gsm_ic"}
+        "tinygsm/two-step/variants",
+        "tinygsm/two-step/gsm_ic",
+    }
+    assert {r["method"] for r in written} == {
+        "tinygsm/two-step/variants",
+        "tinygsm/two-step/gsm_ic",
+    }

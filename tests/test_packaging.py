@@ -20,7 +20,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     if build.returncode != 0:
-        pytest.skip(f"could not build a wheel here (needs hatchling from the registry): {build.stderr[-300:]}")
+        pytest.skip(
+            f"could not build a wheel here (needs hatchling from the registry): {build.stderr[-300:]}"
+        )
     return next(out.glob("mathsynth-*.whl"))
 
 

@@ -54,7 +54,9 @@ def test_builtin_demo_seeds_and_gsm8k_file(gsm8k_train: Path) -> None:
     demo = load_seeds("demo.jsonl", SeedConfig())
     assert len(demo) >= 5 and all(s.gold_answer for s in demo)
     gsm = load_seeds(str(gsm8k_train), SeedConfig(), limit=50)
-    assert len(gsm) == 50 and all(s.gold_answer and s.gold_answer.lstrip("-").isdigit() for s in gsm)
+    assert len(gsm) == 50 and all(
+        s.gold_answer and s.gold_answer.lstrip("-").isdigit() for s in gsm
+    )
 
 
 def test_unknown_seed_spec() -> None:

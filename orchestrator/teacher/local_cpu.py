@@ -67,7 +67,7 @@ class LocalCPUTeacher:
         self.model = MODEL_ALIAS
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.NamedTemporaryFile(prefix="mathsynth-teacher-", suffix=".log")
+        self._log = tempfile.NamedTemporaryFile(prefix="mathsynth-teacher-", suffix=".log")  # noqa: SIM115 (closed in __exit__)
 
     @property
     def base_url(self) -> str:
