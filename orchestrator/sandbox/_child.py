@@ -7,17 +7,21 @@ The parent never imports this module for these roles: it runs the file's source 
 When the interpreter lives below a directory other users cannot enter (e.g. pyenv in ``/root``)
 it first makes it reachable in a private mount namespace (a read-only tmpfs over the blocking
 directory with only the interpreter's directories bound into it). It then drops privileges to
-the sandbox uid/gid (when started as root), sets ``no_new_privs`` and the resource limits, and
-either execs bubblewrap (which runs the ``wait`` role inside the sandbox) or becomes the waiter.
+the sandbox uid/gid (when started as root), sets ``no_new_privs``, the parent-death signal and
+the resource limits, and either execs bubblewrap (which runs the ``wait`` role as init of the
+sandbox's pid namespace) or becomes the waiter itself.
 
-``wait FD -- ARGV...`` forks and execs ARGV (the untrusted program), waits for it and reports.
+``wait FD -- ARGV...`` forks and execs ARGV (the untrusted program) as a child subreaper, reaps
+orphans while it runs and, when it ends or on SIGTERM, kills and reaps everything left of its
+tree (under bubblewrap simply by exiting as pid 1).
 
 Both report on the status fd FD, which the program itself never inherits (close-on-exec, and the
 waiter makes itself non-dumpable so ``/proc/<waiter>/fd`` is closed to the program):
 ``E<message>\\n`` setup failed; ``S`` the program is about to start;
 ``R<raw wait status>\\n`` the program ended with that wait status.
 
-It does NOT enforce wall time, read output, or clean up processes and files: the parent does.
+It does NOT enforce the wall time, read output or remove files: the parent does, and it also
+kills whatever the waiter could not (e.g. when the program killed the waiter).
 """
 
 from __future__ import annotations
@@ -115,24 +119,45 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise _Stop
 
 
-def _children(me: int) -> list[int]:
-    found = []
+def _descendants(me: int) -> set[int]:
+    parent: dict[int, int] = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
                 with open(f"/proc/{name}/stat", "rb") as fh:
-                    ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
+                    parent[int(name)] = int(fh.read().rsplit(b")", 1)[1].split()[1])
             except (OSError, IndexError, ValueError):
                 continue
-            if ppid == me:
-                found.append(int(name))
+    found: set[int] = set()
+    frontier = {me}
+    while frontier:
+        frontier = {pid for pid, ppid in parent.items() if ppid in frontier} - found
+        found |= frontier
     return found
 
 
-def _kill_and_reap_all(timeout_s: float = 2.0) -> None:
-    """SIGKILL and reap every descendant. As a subreaper every orphan becomes our child, so
-    killing our children level by level reaches the whole tree; unreaped children cannot be
-    replaced by another process under the same pid, so killing them by pid is safe."""
+def _kill_tree(me: int) -> None:
+    tree = _descendants(me)
+    for pid in tree:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            continue
+        try:  # pinned by the pidfd: still in our tree, so not a reused pid?
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
+            if ppid == me or ppid in tree:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except (OSError, IndexError, ValueError):
+            pass
+        finally:
+            os.close(pidfd)
+
+
+def _kill_and_reap_all(dedicated_uid: bool, timeout_s: float = 1.5) -> None:
+    """SIGKILL and reap every descendant. With a uid of its own, ``kill(-1)`` hits every other
+    process of the uid at once; otherwise the tree found through /proc is killed, repeatedly
+    (a subreaper inherits every orphan, so nothing can leave the tree)."""
     import time
 
     deadline = time.monotonic() + timeout_s
@@ -143,13 +168,21 @@ def _kill_and_reap_all(timeout_s: float = 2.0) -> None:
                 pass
         except ChildProcessError:
             return
-        for pid in _children(me):
+        if dedicated_uid:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+                os.kill(-1, signal.SIGKILL)
+        else:
+            _kill_tree(me)
         time.sleep(0.001)
 
 
-def wait(fd: int, argv: list[str], env: dict[str, str] | None, libc: Any = None) -> None:
+def wait(
+    fd: int,
+    argv: list[str],
+    env: dict[str, str] | None,
+    libc: Any = None,
+    dedicated_uid: bool = False,
+) -> None:
     """Run ``argv`` as a child, report ``S`` and ``R<status>`` on ``fd``, exit like the child.
 
     The waiter is a child subreaper (pid 1 of its namespace under bubblewrap): it reaps orphans
@@ -189,7 +222,7 @@ def wait(fd: int, argv: list[str], env: dict[str, str] | None, libc: Any = None)
         pass
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if os.getpid() != 1:
-        _kill_and_reap_all()
+        _kill_and_reap_all(dedicated_uid)
     os._exit(code)
 
 
@@ -220,7 +253,7 @@ def launch(config: dict[str, Any]) -> None:
             os.execve(config["exec"][0], config["exec"], config["env"])
         except BaseException as exc:
             _fail(fd, f"exec {config['exec'][0]}: {exc!r}")
-    wait(fd, config["program"], config["env"], libc)
+    wait(fd, config["program"], config["env"], libc, dedicated_uid=uid is not None)
 
 
 def main(argv: list[str]) -> None:

@@ -4,13 +4,14 @@ When this process is root, every run gets a dedicated unprivileged uid/gid from 
 (``UID_BASE`` + slot; no passwd entry needed). A slot is held with an ``flock`` on a file in a
 root-only directory, so concurrent runs in any process on the machine never share a uid (which
 keeps RLIMIT_NPROC per run and lets the runner kill "every process of that uid" safely). Uids
-that have an account or still have processes (zombies too) are skipped; a slot whose processes
-could not be killed stays locked for the life of this process.
+that have an account or still have processes (zombies too) are skipped; live processes of an
+unlocked pool uid (a run whose owner process died) are killed; a slot whose processes could not
+be killed stays locked for the life of this process.
 
 It also works out whether that uid can reach the Python interpreter (e.g. pyenv under ``/root``
 is not) and which directories the launcher must cover with a tmpfs to expose it.
 
-It does NOT start or kill processes; ``runner`` and ``procs`` do.
+It does NOT start processes, nor kill those of a running sandbox (``execution`` does).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 from .limits import SandboxError
-from .procs import uids_in_use
+from .procs import kill_matching, uid_matcher, uids_in_use
 
 UID_BASE = 60000
 UID_POOL_SIZE = 1000
@@ -74,23 +75,45 @@ def _has_account(uid: int) -> bool:
     return True
 
 
+def _try_lock(lock_dir: str, uid: int) -> int | None:
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(os.path.join(lock_dir, f"{uid}.lock"), flags, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _sweep_orphaned(lock_dir: str, busy: set[int]) -> None:
+    """Kill live processes of pool uids whose lock nobody holds: leftovers of a run whose owner
+    process died abruptly (a run holds its uid's lock until all its processes are dead)."""
+    for uid in sorted(u for u in busy if UID_BASE <= u < UID_BASE + UID_POOL_SIZE):
+        if _has_account(uid):
+            continue
+        fd = _try_lock(lock_dir, uid)
+        if fd is None:
+            continue
+        try:
+            kill_matching(uid_matcher(uid), timeout_s=1.0)
+        finally:
+            os.close(fd)
+
+
 def acquire_identity() -> Identity:
-    """Lock a free pool uid (root only)."""
+    """Lock a free pool uid (root only); uids with processes (even zombies) are avoided."""
     lock_dir = _lock_dir()
     busy = uids_in_use()
+    _sweep_orphaned(lock_dir, busy)
     start = next(_next_slot)
     for i in range(UID_POOL_SIZE):
         uid = UID_BASE + (start + i) % UID_POOL_SIZE
         if uid in busy or _has_account(uid):
             continue
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(os.path.join(lock_dir, f"{uid}.lock"), flags, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        return Identity(uid, uid, fd)
+        fd = _try_lock(lock_dir, uid)
+        if fd is not None:
+            return Identity(uid, uid, fd)
     raise SandboxError(f"no free sandbox uid in {UID_BASE}..{UID_BASE + UID_POOL_SIZE - 1}")
 
 

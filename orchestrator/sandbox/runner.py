@@ -1,47 +1,52 @@
-"""``Sandbox``: run untrusted (teacher-written) Python code with limits and isolation.
+"""``Sandbox``: run untrusted (teacher-written) Python code with limits and isolation. Linux only.
 
 Each run executes ``python -I -B main.py`` (``sys.executable``) in a fresh temporary work dir
 (removed afterwards), in its own session, with stdin from the given string and the limits of
 ``SandboxLimits`` (RLIMIT_AS, RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_CORE=0, RLIMIT_NOFILE=64,
 RLIMIT_NPROC), ``no_new_privs`` and a wall-clock timeout after which the whole tree is killed.
-When this process is root the program runs as a dedicated unprivileged uid from a pool (root is
-exempt from RLIMIT_NPROC, so this is what stops fork bombs), and every process of that uid is
-killed when the run ends. ``run`` is cancellation-safe: cancelling it kills the tree and removes
-the work dir.
+When this process is root the program runs as a dedicated unprivileged uid/gid from a pool, no
+supplementary groups (root is exempt from RLIMIT_NPROC, so this is what stops fork bombs), and
+every process of that uid is killed when the run ends; otherwise RLIMIT_NPROC is this uid's
+current task count plus ``max_processes``. Programs that detach (double fork, ``setsid``) or
+ignore SIGTERM are killed too. ``run`` is cancellation-safe: cancelling it kills the tree and
+removes the work dir. Many runs may share one event loop.
 
-Isolation (``Sandbox.isolation``):
+Isolation (``Sandbox.isolation``), probed once per process with a trivial program:
 
 * ``"bwrap"``: bubblewrap with new user/pid/net/ipc/uts/cgroup namespaces, the filesystem
-  read-only except the work dir, private ``/tmp``, ``/dev``, ``/proc``, empty ``/run``; no
-  network unless ``network=True``.
-* ``"rlimits-only (...)"`` (bubblewrap missing or disabled): limits, own session and, as root,
-  the uid drop. There is NO network isolation and NO filesystem isolation beyond Unix
-  permissions: the program can read what any user can, write to world-writable places such as
-  ``/tmp`` (its top-level leftovers there are deleted after the run when running as root) and
-  reach the network. Not running as root, it also keeps this process's uid, so it can touch
-  everything this process can; leftover processes are found by an environment marker only.
+  read-only except the work dir, private ``/tmp`` (size-capped), ``/dev``, ``/proc``, an empty
+  ``/run``; no network at all (only a loopback of its own) unless ``network=True``.
+* ``"rlimits-only (...)"`` (bubblewrap missing, not working, or ``use_bwrap=False``): limits,
+  own session and, as root, the uid drop. There is NO network isolation (``network=False`` is
+  not enforced) and NO filesystem isolation beyond Unix permissions: the program can read what
+  any user can and write to world-writable places such as ``/tmp`` (as root, its top-level
+  leftovers there are deleted after the run). Not running as root it keeps this process's uid,
+  so it can read and write everything this process can.
 
-It does NOT validate or rewrite the code, limit total disk use beyond per-file size, or parse
-the program's output.
+It does NOT validate or rewrite the code, cap total disk use in the work dir (only per-file
+size and wall time bound it), or interpret the program's output.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from .bwrap import find_bwrap
-from .execution import MODE_BWRAP, MODE_DIRECT, execute
+from .execution import execute
+from .launch import MODE_BWRAP, MODE_DIRECT
 from .limits import SandboxError, SandboxLimits
 from .result import ExecResult
 
 __all__ = ["ExecResult", "Sandbox", "SandboxError", "SandboxLimits"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 ISOLATION_BWRAP = "bwrap"
 ISOLATION_RLIMITS_ROOT = "rlimits-only (unprivileged pool uid; no network or filesystem isolation)"
@@ -49,6 +54,7 @@ ISOLATION_RLIMITS_USER = "rlimits-only (same uid; no network or filesystem isola
 
 _probe_lock = threading.Lock()
 _probe_results: dict[str, str | None] = {}  # mode -> None if it works, else why not
+_warned_fallback: list[bool] = []
 
 
 def _run_blocking(factory: Callable[[], Awaitable[T]]) -> T:
@@ -93,6 +99,13 @@ def _choose_mode(use_bwrap: bool | None) -> str:
     why_not = probe(MODE_DIRECT)
     if why_not is not None:
         raise SandboxError(f"the sandbox cannot run programs on this machine: {why_not}")
+    if use_bwrap is None and not _warned_fallback:
+        _warned_fallback.append(True)
+        log.warning(
+            "sandbox: bubblewrap unavailable (%s); running untrusted code with resource limits "
+            "only: NO network or filesystem isolation",
+            probe(MODE_BWRAP),
+        )
     return MODE_DIRECT
 
 
