@@ -28,6 +28,7 @@ from orchestrator.counters import Counters
 from orchestrator.prompts import PromptTemplate
 from orchestrator.records import Record, content_hash
 from orchestrator.sandbox import ExecResult, Sandbox
+from orchestrator.sandbox.batch import run_batch
 from orchestrator.stage import Stage, run_chain
 from orchestrator.teacher.client import Completion, TeacherClient
 
@@ -173,21 +174,23 @@ class ExecuteStep:
     def __init__(self, stage: ExecuteStage) -> None:
         self.stage = stage
 
-    async def _one(self, record: Record, ctx: StepContext) -> Record | None:
-        async with ctx.sandbox_slots:
-            result = await ctx.sandbox.run(self.stage.program(record))
-        ctx.counters.add(self.stage.name, "seen")
-        ctx.counters.add(self.stage.name, "cpu_seconds", result.duration_s)
-        reason = self.stage.judge(record, result)
-        if reason is None:
-            ctx.counters.add(self.stage.name, "kept")
-            return record
-        Rejects(self.stage.name, ctx).drop(record, reason, result.stderr[-500:] or None)
-        return None
-
     async def arun(self, records: list[Record], ctx: StepContext) -> list[Record]:
-        done = await asyncio.gather(*(self._one(r, ctx) for r in records))
-        return [r for r in done if r is not None]
+        """All records of one call run as one sandbox batch (one process start for all)."""
+        if not records:
+            return []
+        async with ctx.sandbox_slots:
+            results = await run_batch(ctx.sandbox, [self.stage.program(r) for r in records])
+        kept = []
+        for record, result in zip(records, results, strict=True):
+            ctx.counters.add(self.stage.name, "seen")
+            ctx.counters.add(self.stage.name, "cpu_seconds", result.duration_s)
+            reason = self.stage.judge(record, result)
+            if reason is None:
+                ctx.counters.add(self.stage.name, "kept")
+                kept.append(record)
+            else:
+                Rejects(self.stage.name, ctx).drop(record, reason, result.stderr[-500:] or None)
+        return kept
 
 
 class FilterStep:

@@ -1,0 +1,63 @@
+"""Batched execution: many programs in one sandbox process behave as if each ran alone."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from orchestrator.sandbox import Sandbox, SandboxLimits
+from orchestrator.sandbox.batch import RUNNER, run_batch
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Sandbox:
+    return Sandbox(SandboxLimits(wall_time_s=2.0, cpu_time_s=2, max_output_bytes=4096))
+
+
+def statuses(results) -> list[str]:
+    return [r.status for r in results]
+
+
+def test_batch_matches_single_runs(sandbox: Sandbox) -> None:
+    programs = ["print(6 * 7)", "raise ValueError('bad')", "import sys; sys.exit(3)",
+                "import json; print(json.dumps({'a': 1}))"]  # fmt: skip
+    batch = asyncio.run(run_batch(sandbox, programs))
+    single = [sandbox.run_sync(p) for p in programs]
+    assert statuses(batch) == statuses(single) == ["ok", "error", "error", "ok"]
+    assert [r.returncode for r in batch] == [r.returncode for r in single]
+    assert [r.stdout for r in batch] == [r.stdout for r in single]
+    assert "ValueError: bad" in batch[1].stderr and "main.py" in batch[1].stderr
+    assert "<string>" not in batch[1].stderr  # the runner's own frame is hidden
+
+
+def test_hostile_programs_do_not_disturb_their_batch_mates(sandbox: Sandbox) -> None:
+    programs = [
+        "print('first')",
+        "while True: pass",
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
+        "print('x' * 10_000_000)",
+        "x = []\nwhile True: x.append(bytearray(10**7))",
+        "open('/etc/mathsynth-batch-probe', 'w').write('x')",
+        "print('last')",
+    ]
+    results = asyncio.run(run_batch(sandbox, programs))
+    assert results[0].stdout == "first\n" and results[-1].stdout == "last\n"
+    assert results[1].status in ("timeout", "killed")
+    assert results[2].status in ("timeout", "killed", "error")
+    assert results[3].truncated and len(results[3].stdout) <= 4096
+    assert results[4].status in ("killed", "error")
+    assert results[5].status == "error"
+    assert not Path("/etc/mathsynth-batch-probe").exists()
+
+
+def test_a_program_that_kills_the_runner_falls_back_to_single_runs(sandbox: Sandbox) -> None:
+    programs = ["print(1)", "import os, signal; os.kill(os.getppid(), signal.SIGKILL)", "print(3)"]
+    results = asyncio.run(run_batch(sandbox, programs))
+    assert results[0].stdout == "1\n" and results[2].stdout == "3\n"
+    assert len(results) == 3
+
+
+def test_runner_is_plain_python() -> None:
+    compile(RUNNER, "runner", "exec")
