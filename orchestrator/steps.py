@@ -27,8 +27,8 @@ from orchestrator.config import SamplingParams
 from orchestrator.counters import Counters
 from orchestrator.prompts import PromptTemplate
 from orchestrator.records import Record, content_hash
-from orchestrator.sandbox import ExecResult, Sandbox
-from orchestrator.sandbox.batch import run_batch
+from orchestrator.sandbox import ExecResult
+from orchestrator.sandbox.batch import BatchingExecutor
 from orchestrator.stage import Stage, run_chain
 from orchestrator.teacher.client import Completion, TeacherClient
 
@@ -43,8 +43,7 @@ class StepContext:
     teacher: TeacherClient | None
     teacher_model: str
     request_slots: asyncio.Semaphore
-    sandbox: Sandbox
-    sandbox_slots: asyncio.Semaphore
+    executor: BatchingExecutor
     counters: Counters = field(default_factory=Counters)
     rejected: list[Record] = field(default_factory=list)
     in_flight: Gauge = field(default_factory=Gauge)
@@ -175,11 +174,11 @@ class ExecuteStep:
         self.stage = stage
 
     async def arun(self, records: list[Record], ctx: StepContext) -> list[Record]:
-        """All records of one call run as one sandbox batch (one process start for all)."""
+        """Programs go to the worker's batching executor: one sandbox process serves many
+        seeds' programs."""
         if not records:
             return []
-        async with ctx.sandbox_slots:
-            results = await run_batch(ctx.sandbox, [self.stage.program(r) for r in records])
+        results = await ctx.executor.run([self.stage.program(r) for r in records])
         kept = []
         for record, result in zip(records, results, strict=True):
             ctx.counters.add(self.stage.name, "seen")

@@ -29,6 +29,7 @@ from orchestrator.metrics import PUSH_INTERVAL_S
 from orchestrator.pipeline import build_steps
 from orchestrator.records import Record
 from orchestrator.sandbox import Sandbox
+from orchestrator.sandbox.batch import BatchingExecutor
 from orchestrator.steps import StepContext
 from orchestrator.store import Commit, OutputStore
 from orchestrator.teacher.client import TeacherClient, TeacherError, TeacherFatalError
@@ -74,8 +75,7 @@ class GenerationWorker:
                 teacher=TeacherClient(self.cfg.teacher, api_key=self.api_key),
                 teacher_model=self.cfg.teacher.model,
                 request_slots=asyncio.Semaphore(run.concurrency),
-                sandbox=Sandbox(self.cfg.sandbox),
-                sandbox_slots=asyncio.Semaphore(run.sandbox_concurrency),
+                executor=BatchingExecutor(Sandbox(self.cfg.sandbox), run.sandbox_concurrency),
             )
             self._reporter = asyncio.get_running_loop().create_task(self._report_loop())
         return self._ctx

@@ -16,6 +16,7 @@ judge outputs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 
@@ -23,7 +24,7 @@ from .limits import SandboxLimits
 from .result import ExecResult
 from .runner import Sandbox
 
-RUNNER = r'''
+RUNNER = r"""
 import json, os, resource, select, signal, sys, time, traceback
 
 def run_one(code, index, wall, cpu, cap):
@@ -94,7 +95,7 @@ spec = json.loads(sys.stdin.read())
 results = [run_one(c, i, spec["wall"], spec["cpu"], spec["cap"])
            for i, c in enumerate(spec["programs"])]
 sys.stdout.write("\n" + spec["nonce"] + json.dumps(results) + "\n")
-'''
+"""
 
 
 def _result(item: dict[str, object]) -> ExecResult:
@@ -151,3 +152,65 @@ async def run_batch(sandbox: Sandbox, programs: list[str]) -> list[ExecResult]:
     if not isinstance(items, list) or len(items) != len(programs):
         return [await sandbox.run(p) for p in programs]  # the runner was disturbed
     return [_result(item) for item in items]
+
+
+class BatchingExecutor:
+    """Collects programs from many concurrent callers (seeds) into shared batches.
+
+    A caller's programs join the open batch; the batch is sent when it holds ``max_batch``
+    programs or ``linger_s`` after its first program arrived, at most ``slots`` batches at once.
+    Each caller gets back exactly its own results, in order. Cancelling a caller does not affect
+    the others in its batch.
+    """
+
+    def __init__(
+        self, sandbox: Sandbox, slots: int = 2, max_batch: int = 64, linger_s: float = 0.05
+    ) -> None:
+        self.sandbox = sandbox
+        self.slots = asyncio.Semaphore(slots)
+        self.max_batch = max_batch
+        self.linger_s = linger_s
+        self._open: list[tuple[list[str], asyncio.Future[list[ExecResult]]]] = []
+        self._open_size = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, programs: list[str]) -> list[ExecResult]:
+        if not programs:
+            return []
+        future: asyncio.Future[list[ExecResult]] = asyncio.get_running_loop().create_future()
+        self._open.append((programs, future))
+        self._open_size += len(programs)
+        if self._open_size >= self.max_batch:
+            self._send()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.linger_s, self._send)
+        return await future
+
+    def _send(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._open, self._open_size = self._open, [], 0
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._execute(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _execute(
+        self, batch: list[tuple[list[str], asyncio.Future[list[ExecResult]]]]
+    ) -> None:
+        live = [(p, f) for p, f in batch if not f.done()]
+        try:
+            async with self.slots:
+                results = await run_batch(self.sandbox, [prog for p, _ in live for prog in p])
+        except BaseException as err:  # hand the failure to every waiting caller
+            for _, future in live:
+                if not future.done():
+                    future.set_exception(err)
+            raise
+        start = 0
+        for programs, future in live:
+            if not future.done():
+                future.set_result(results[start : start + len(programs)])
+            start += len(programs)

@@ -61,3 +61,30 @@ def test_a_program_that_kills_the_runner_falls_back_to_single_runs(sandbox: Sand
 
 def test_runner_is_plain_python() -> None:
     compile(RUNNER, "runner", "exec")
+
+
+def test_batching_executor_shares_batches_and_returns_each_callers_results(sandbox: Sandbox) -> None:
+    from orchestrator.sandbox.batch import BatchingExecutor
+
+    calls: list[int] = []
+
+    async def main() -> list[list[str]]:
+        executor = BatchingExecutor(sandbox, slots=1, max_batch=12, linger_s=0.05)
+        original = executor._execute
+
+        async def counting(batch):  # count sandbox processes started
+            calls.append(sum(len(p) for p, _ in batch))
+            await original(batch)
+
+        executor._execute = counting  # type: ignore[method-assign]
+        jobs = [executor.run([f"print({i} * 10 + {j})" for j in range(3)]) for i in range(8)]
+        victim = asyncio.ensure_future(executor.run(["import time; time.sleep(0.5)"]))
+        await asyncio.sleep(0)
+        victim.cancel()
+        results = await asyncio.gather(*jobs)
+        return [[r.stdout.strip() for r in rs] for rs in results]
+
+    outputs = asyncio.run(main())
+    assert outputs == [[str(i * 10 + j) for j in range(3)] for i in range(8)]
+    assert len(calls) < 8  # callers shared sandbox processes
+    assert sum(calls) == 8 * 3 + 1
