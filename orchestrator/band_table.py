@@ -130,7 +130,7 @@ class BandTable:
         if 2 * (self.used + incoming) <= len(self.keys):
             return
         capacity = len(self.keys)
-        while 4 * (self.live + incoming) > capacity:
+        while 3 * (self.live + incoming) > capacity:
             capacity *= 2
         live = self.vals >= 0
         keys, members = self.keys[live], self.vals[live]

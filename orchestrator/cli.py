@@ -24,6 +24,7 @@ from orchestrator.config import (
     read_yaml,
     validate_pipeline,
 )
+from orchestrator.pipeline import METHODS
 from orchestrator.resources import builtin_pipelines, resolve_pipeline
 from orchestrator.seeds import SeedError, load_seeds
 
@@ -43,6 +44,9 @@ def build_config(pipeline: str, overrides: dict[str, Any]) -> tuple[PipelineConf
     path = resolve_pipeline(pipeline)
     data, node = read_yaml(path)
     data = deep_update(data, overrides)
+    method = METHODS.get(str(data.get("kind", "tinygsm")))
+    if method is not None and not method.needs_teacher:
+        return validate_pipeline(data, path, node), False
     teacher = data.setdefault("teacher", {}) or {}
     data["teacher"] = teacher
     teacher.setdefault("base_url", os.environ.get("OPENAI_BASE_URL"))
@@ -63,9 +67,9 @@ def _run(
     from orchestrator.teacher.local_cpu import LocalCPUTeacher
 
     seeds = load_seeds(seeds_spec, cfg.seeds, cfg.run.limit)
-    api_key = os.environ.get(cfg.teacher.api_key_env)
+    api_key = os.environ.get(cfg.teacher.api_key_env) if cfg.teacher else None
     with contextlib.ExitStack() as stack:
-        if builtin:
+        if builtin and cfg.teacher is not None:
             console.print("starting the built-in CPU teacher (SmolLM2-135M via llama.cpp)...")
             local = stack.enter_context(LocalCPUTeacher())
             cfg = cfg.model_copy(
@@ -74,7 +78,7 @@ def _run(
             )  # fmt: skip
         console.print(
             f"[bold]{cfg.name}[/]: {len(seeds)} seeds -> {out_dir} "
-            f"(teacher {cfg.teacher.model}, {cfg.run.workers} workers x "
+            f"(teacher {cfg.teacher.model if cfg.teacher else 'none'}, {cfg.run.workers} workers x "
             f"{cfg.run.concurrency} in flight)", highlight=False,
         )  # fmt: skip
         display = stack.enter_context(ProgressDisplay(console)) if progress else None

@@ -16,36 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.sandbox import SandboxLimits
 from orchestrator.teacher.client import TeacherSettings
+from orchestrator.tinygsm.config import TinyGSMConfig
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class SamplingParams(_Strict):
-    temperature: float = Field(0.7, ge=0, le=2)
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_tokens: int = Field(2048, gt=0)
-    seed: int | None = None
-
-
-class TinyGSMTemplates(_Strict):
-    one_step: str = "tinygsm/one_step"
-    two_step_questions: str = "tinygsm/two_step_questions"
-    two_step_gsm_ic: str = "tinygsm/two_step_gsm_ic"
-    two_step_program: str = "tinygsm/two_step_program"
-
-
-class TinyGSMConfig(_Strict):
-    """TinyGSM generation: one-step (Fig. 3) or two-step (Figs. 7-9) synthesis."""
-
-    method: Literal["one-step", "two-step"] = "one-step"
-    problems_per_seed: int = Field(10, ge=1, le=100)
-    # Two-step prompt families: plain question variants and GSM-IC (irrelevant context).
-    two_step_families: list[Literal["variants", "gsm_ic"]] = ["variants", "gsm_ic"]
-    templates: TinyGSMTemplates = TinyGSMTemplates()
-    sampling: SamplingParams = SamplingParams()
-    program_sampling: SamplingParams = SamplingParams(temperature=0.0, max_tokens=768)
 
 
 class FilterConfig(_Strict):
@@ -79,7 +54,8 @@ class PipelineConfig(_Strict):
     description: str = ""
     kind: Literal["tinygsm"] = "tinygsm"
     seeds: SeedConfig = SeedConfig()
-    teacher: TeacherSettings
+    teacher: TeacherSettings | None = None
+    # One section per pipeline method; only the section named by ``kind`` is used.
     tinygsm: TinyGSMConfig = TinyGSMConfig()
     filters: FilterConfig = FilterConfig()
     sandbox: SandboxLimits = SandboxLimits()

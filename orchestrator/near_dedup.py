@@ -262,7 +262,9 @@ class NearDedupClient:
     def _preload_chunk(self, batch: list[tuple[str, str]]) -> None:
         keys = self.keys([text for text, _ in batch])
         ids = [rid for _, rid in batch]
-        ray.get([a.preload.remote(keys[:, self.columns[s]], ids) for s, a in enumerate(self.actors)])
+        ray.get(
+            [a.preload.remote(keys[:, self.columns[s]], ids) for s, a in enumerate(self.actors)]
+        )
 
     def stats(self) -> list[dict[str, Any]]:
         return ray.get([a.stats.remote() for a in self.actors])

@@ -1,61 +1,53 @@
-"""Build a pipeline's steps from its validated config, and its fingerprint.
+"""Pipeline methods by name, the steps a config builds, and the config's fingerprint.
 
-The fingerprint is a content hash of everything that changes what a run would generate (the
-method, templates and their hashes, sampling, filters, sandbox limits, teacher model) and none
-of what only changes how fast (workers, concurrency, URLs, timeouts). It guards resume: a
-directory written by another configuration is not silently mixed with this one.
+``METHODS`` maps a pipeline ``kind`` to its builder: an explicit table, not a registry filled by
+import side effects. The fingerprint is a content hash of everything that changes what a run
+would generate (the method's section, template hashes, filters, sandbox limits, teacher model)
+and none of what only changes how fast (workers, concurrency, URLs, timeouts). It guards
+resume: a directory written by another configuration is not silently mixed with this one.
 This module does not run anything.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from orchestrator.config import PipelineConfig
-from orchestrator.filters import QuestionHasNumber, QuestionLength
 from orchestrator.prompts import load_template
 from orchestrator.records import content_hash
-from orchestrator.stage import Stage
-from orchestrator.steps import ExecuteStep, FilterStep, Step, TeacherStep
-from orchestrator.tinygsm.execute import RunProgram
-from orchestrator.tinygsm.stages import OneStep, TwoStepProgram, TwoStepQuestions
+from orchestrator.steps import Step
+from orchestrator.tinygsm import pipeline as tinygsm
 
 
-def question_filters(cfg: PipelineConfig) -> FilterStep:
-    stages: list[Stage] = [QuestionLength(cfg.filters.min_question_words)]
-    if cfg.filters.require_number_in_question:
-        stages.append(QuestionHasNumber())
-    return FilterStep(stages)
+@dataclass(frozen=True)
+class Method:
+    build_steps: Callable[[PipelineConfig], list[Step]]
+    template_names: Callable[[PipelineConfig], list[str]]
+    needs_teacher: bool = True
+
+
+METHODS: dict[str, Method] = {
+    "tinygsm": Method(tinygsm.build_steps, tinygsm.template_names),
+}
+
+
+def method_of(cfg: PipelineConfig) -> Method:
+    return METHODS[cfg.kind]
 
 
 def build_steps(cfg: PipelineConfig) -> list[Step]:
-    t = cfg.tinygsm
-    execute = ExecuteStep(RunProgram(cfg.filters.max_abs_answer))
-    if t.method == "one-step":
-        one_step = OneStep(load_template(t.templates.one_step), t.sampling, t.problems_per_seed)
-        return [TeacherStep([one_step]), question_filters(cfg), execute]
-    family_templates = {
-        "variants": t.templates.two_step_questions,
-        "gsm_ic": t.templates.two_step_gsm_ic,
-    }
-    questions = [
-        TwoStepQuestions(load_template(family_templates[f]), t.sampling, t.problems_per_seed, f)
-        for f in t.two_step_families
-    ]
-    program = TwoStepProgram(
-        load_template(t.templates.two_step_program), t.program_sampling, "tinygsm/two-step"
-    )
-    return [TeacherStep(questions), question_filters(cfg), TeacherStep([program]), execute]
+    return method_of(cfg).build_steps(cfg)
 
 
 def fingerprint(cfg: PipelineConfig) -> str:
-    t = cfg.tinygsm
-    names = [t.templates.one_step] if t.method == "one-step" else [
-        t.templates.two_step_questions, t.templates.two_step_gsm_ic, t.templates.two_step_program
-    ]  # fmt: skip
+    method = method_of(cfg)
+    section = getattr(cfg, cfg.kind)
     return content_hash(
         cfg.kind,
-        t.model_dump(),
-        {name: load_template(name).hash for name in names},
+        section.model_dump() if section is not None else None,
+        {name: load_template(name).hash for name in method.template_names(cfg)},
         cfg.filters.model_dump(),
         cfg.sandbox.model_dump(exclude={"use_bwrap"}),
-        cfg.teacher.model,
+        cfg.teacher.model if cfg.teacher is not None else None,
     )

@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from orchestrator.config import SamplingParams
 from orchestrator.counters import Counters
 from orchestrator.prompts import PromptTemplate
 from orchestrator.records import Record, content_hash
+from orchestrator.sampling import SamplingParams
 from orchestrator.sandbox import ExecResult
 from orchestrator.sandbox.batch import BatchingExecutor
 from orchestrator.stage import Stage, run_chain

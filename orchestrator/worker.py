@@ -70,10 +70,10 @@ class GenerationWorker:
 
     def _context(self) -> StepContext:
         if self._ctx is None:
-            run = self.cfg.run
+            run, teacher = self.cfg.run, self.cfg.teacher
             self._ctx = StepContext(
-                teacher=TeacherClient(self.cfg.teacher, api_key=self.api_key),
-                teacher_model=self.cfg.teacher.model,
+                teacher=TeacherClient(teacher, api_key=self.api_key) if teacher else None,
+                teacher_model=teacher.model if teacher else "",
                 request_slots=asyncio.Semaphore(run.concurrency),
                 executor=BatchingExecutor(Sandbox(self.cfg.sandbox), run.sandbox_concurrency),
             )

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.config import SamplingParams
 from orchestrator.prompts import PromptTemplate
 from orchestrator.records import Record, content_hash
+from orchestrator.sampling import SamplingParams
 from orchestrator.steps import Rejects, TeacherStage
 from orchestrator.teacher.client import Completion
 from orchestrator.tinygsm.parse import (

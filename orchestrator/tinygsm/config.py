@@ -1,0 +1,32 @@
+"""The ``tinygsm:`` section of a pipeline file. Validation only; see ``tinygsm.pipeline``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.sampling import SamplingParams
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TinyGSMTemplates(_Strict):
+    one_step: str = "tinygsm/one_step"
+    two_step_questions: str = "tinygsm/two_step_questions"
+    two_step_gsm_ic: str = "tinygsm/two_step_gsm_ic"
+    two_step_program: str = "tinygsm/two_step_program"
+
+
+class TinyGSMConfig(_Strict):
+    """TinyGSM generation: one-step (Fig. 3) or two-step (Figs. 7-9) synthesis."""
+
+    method: Literal["one-step", "two-step"] = "one-step"
+    problems_per_seed: int = Field(10, ge=1, le=100)
+    # Two-step prompt families: plain question variants and GSM-IC (irrelevant context).
+    two_step_families: list[Literal["variants", "gsm_ic"]] = ["variants", "gsm_ic"]
+    templates: TinyGSMTemplates = TinyGSMTemplates()
+    sampling: SamplingParams = SamplingParams()
+    program_sampling: SamplingParams = SamplingParams(temperature=0.0, max_tokens=768)

@@ -1,0 +1,54 @@
+"""TinyGSM as engine steps: teacher stage(s), question filters, sandboxed execution.
+
+One-step: seed -> n (question, program) pairs -> question filters -> execute.
+Two-step: seed -> n variants + n GSM-IC variants -> question filters -> one program per
+question -> execute. Dedup and writing are the worker's, after these steps.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from orchestrator.filters import QuestionHasNumber, QuestionLength
+from orchestrator.prompts import load_template
+from orchestrator.stage import Stage
+from orchestrator.steps import ExecuteStep, FilterStep, Step, TeacherStep
+from orchestrator.tinygsm.execute import RunProgram
+from orchestrator.tinygsm.stages import OneStep, TwoStepProgram, TwoStepQuestions
+
+if TYPE_CHECKING:
+    from orchestrator.config import PipelineConfig
+
+
+def question_filters(cfg: PipelineConfig) -> FilterStep:
+    stages: list[Stage] = [QuestionLength(cfg.filters.min_question_words)]
+    if cfg.filters.require_number_in_question:
+        stages.append(QuestionHasNumber())
+    return FilterStep(stages)
+
+
+def template_names(cfg: PipelineConfig) -> list[str]:
+    t = cfg.tinygsm.templates
+    if cfg.tinygsm.method == "one-step":
+        return [t.one_step]
+    return [t.two_step_questions, t.two_step_gsm_ic, t.two_step_program]
+
+
+def build_steps(cfg: PipelineConfig) -> list[Step]:
+    t = cfg.tinygsm
+    execute = ExecuteStep(RunProgram(cfg.filters.max_abs_answer))
+    if t.method == "one-step":
+        one_step = OneStep(load_template(t.templates.one_step), t.sampling, t.problems_per_seed)
+        return [TeacherStep([one_step]), question_filters(cfg), execute]
+    family_templates = {
+        "variants": t.templates.two_step_questions,
+        "gsm_ic": t.templates.two_step_gsm_ic,
+    }
+    questions = [
+        TwoStepQuestions(load_template(family_templates[f]), t.sampling, t.problems_per_seed, f)
+        for f in t.two_step_families
+    ]
+    program = TwoStepProgram(
+        load_template(t.templates.two_step_program), t.program_sampling, "tinygsm/two-step"
+    )
+    return [TeacherStep(questions), question_filters(cfg), TeacherStep([program]), execute]
