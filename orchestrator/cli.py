@@ -186,6 +186,30 @@ def show(
 
 
 @app.command()
+def stats(
+    out_dir: Annotated[Path, typer.Argument(help="a mathsynth output directory")],
+    reason: Annotated[str | None, typer.Option(help="show dropped rows with this reason")] = None,
+    rows: Annotated[int, typer.Option(help="rows to show with --reason")] = 5,
+) -> None:
+    """The funnel of DIR over all its runs: seeds by outcome, rows kept, drops by reason."""
+    from orchestrator.stats import funnel, rejected_rows
+
+    if not (out_dir / "data").is_dir():
+        raise _fail(f"{out_dir}: not a mathsynth output directory (no data/)")
+    info = funnel(out_dir)
+    table = Table("stage", "reason", "dropped", title=f"{out_dir}: funnel")
+    for stage, reasons in info["dropped_by_stage"].items():
+        for why, n in reasons.items():
+            table.add_row(stage, why, str(n))
+    out.print(f"seeds: {info['seeds']}  rows kept: {info['rows']}  dropped: {info['dropped']}")
+    out.print(table)
+    if reason:
+        for row in rejected_rows(out_dir, reason, rows):
+            detail = f" [{row['reject_detail']}]" if row["reject_detail"] else ""
+            out.print(f"- {row['reject_reason']}{detail}: {row['question'][:200]}", markup=False)
+
+
+@app.command()
 def pipelines() -> None:
     """List the built-in pipelines."""
     table = Table("name", "file", "description")
