@@ -89,8 +89,20 @@ def _run(
         )  # fmt: skip
 
 
-def print_summary(summary: dict[str, Any]) -> None:
-    table = Table(title="run summary", show_header=False)
+def _dry_run(cfg: PipelineConfig, seeds_spec: str | None, sample: int) -> dict[str, Any]:
+    from orchestrator.dryrun import estimate
+
+    info = estimate(cfg, load_seeds(seeds_spec, cfg.seeds, cfg.run.limit), sample)
+    example = info.pop("example_prompt")
+    if example:
+        out.print(f"[bold]first prompt[/] ({info['prompt_tokens_per_request']} tokens, approx):")
+        out.print(example, markup=False, highlight=False)
+    print_summary(info, title="dry run: estimate (no request sent)")
+    return info
+
+
+def print_summary(summary: dict[str, Any], title: str = "run summary") -> None:
+    table = Table(title=title, show_header=False)
     for key, value in summary.items():
         if isinstance(value, dict):
             value = (
@@ -104,12 +116,15 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def _execute(pipeline: str, overrides: dict[str, Any], seeds: str | None, out_dir: Path,
-             allow_config_change: bool, progress: bool) -> dict[str, Any]:  # fmt: skip
+             allow_config_change: bool, progress: bool,
+             dry_run: int | None = None) -> dict[str, Any]:  # fmt: skip
     from orchestrator.engine import FatalRunError
     from orchestrator.teacher.local_cpu import LocalTeacherError
 
     try:
         cfg, builtin = build_config(pipeline, overrides)
+        if dry_run is not None:
+            return _dry_run(cfg, seeds, dry_run)
         summary = _run(cfg, builtin, seeds, out_dir, allow_config_change, progress)
     except (ConfigError, SeedError, FileNotFoundError, LocalTeacherError) as err:
         raise _fail(str(err)) from None
@@ -140,6 +155,10 @@ def run(
         bool, typer.Option(help="resume into a dir written by another config")
     ] = False,
     progress: Annotated[bool, typer.Option(help="live progress display")] = True,
+    dry_run: Annotated[
+        bool, typer.Option(help="render prompts, estimate requests/tokens/cost; send nothing")
+    ] = False,
+    dry_run_seeds: Annotated[int, typer.Option(help="seeds rendered for --dry-run")] = 5,
 ) -> None:
     """Run a pipeline: seeds in, a verified dataset out (resumes if --out has data)."""
     overrides = {
@@ -147,7 +166,10 @@ def run(
         "run": {"limit": limit, "workers": workers, "concurrency": concurrency},
         "tinygsm": {"method": method},
     }
-    _execute(pipeline, overrides, seeds, out_dir, allow_config_change, progress)
+    _execute(
+        pipeline, overrides, seeds, out_dir, allow_config_change, progress,
+        dry_run_seeds if dry_run else None,
+    )  # fmt: skip
 
 
 @app.command()

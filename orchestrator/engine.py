@@ -31,6 +31,7 @@ from orchestrator.metrics import MetricsHub
 from orchestrator.pipeline import fingerprint
 from orchestrator.records import Record
 from orchestrator.store import OutputStore
+from orchestrator.teacher.pricing import Price, price_for
 from orchestrator.worker import GenerationWorker
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -116,9 +117,12 @@ def run_job(
         for i in range(n_workers)
     ]
     per_worker = max(2, math.ceil(2 * run.concurrency / run.commit_every_seeds))
+    price = price_for(cfg.teacher.model, cfg.teacher.price) if cfg.teacher else None
     snapshot: dict[str, Any] = {}
     try:
-        snapshot = _dispatch(workers, chunks, per_worker, metrics, state, on_progress, poll_s)
+        snapshot = _dispatch(
+            workers, chunks, per_worker, metrics, state, on_progress, poll_s, price
+        )
     except KeyboardInterrupt:
         snapshot = ray.get(metrics.snapshot.remote(), timeout=10)
     finally:
@@ -128,7 +132,7 @@ def run_job(
             ray.kill(actor)
         if started_ray:
             ray.shutdown()
-    summary = build_summary(state, snapshot, store, time.time() - started)
+    summary = build_summary(state, snapshot, store, time.time() - started, price)
     store.write_json("summary.json", summary)
     if state.interrupted:
         raise KeyboardInterrupt
@@ -145,6 +149,7 @@ def _dispatch(
     state: JobState,
     on_progress: ProgressFn | None,
     poll_s: float,
+    price: Price | None,
 ) -> dict[str, Any]:
     outstanding: dict[Any, tuple[int, list[dict[str, Any]]]] = {}
     load = [0] * len(workers)
@@ -178,7 +183,7 @@ def _dispatch(
                 last_poll = time.monotonic()
                 snapshot = ray.get(metrics.snapshot.remote())
                 if on_progress is not None:
-                    on_progress(_progress_view(snapshot, state))
+                    on_progress(_progress_view(snapshot, state, price))
     except KeyboardInterrupt:
         state.interrupted = True
         ray.get([w.stop.remote() for w in workers], timeout=10)
@@ -188,12 +193,38 @@ def _dispatch(
     return ray.get(metrics.snapshot.remote())
 
 
-def _progress_view(snapshot: dict[str, Any], state: JobState) -> dict[str, Any]:
-    return {**snapshot, "total_seeds": state.total_seeds, "skipped": state.skipped}
+def _progress_view(
+    snapshot: dict[str, Any], state: JobState, price: Price | None
+) -> dict[str, Any]:
+    teacher = snapshot.get("counters", {}).get("teacher", {})
+    done = sum(snapshot.get("counters", {}).get("seeds", {}).values())
+    cost, projected = cost_estimate(teacher, price, state.total_seeds - state.skipped, int(done))
+    return {
+        **snapshot,
+        "total_seeds": state.total_seeds,
+        "skipped": state.skipped,
+        "cost_usd": cost,
+        "projected_cost_usd": projected,
+    }
+
+
+def cost_estimate(
+    teacher: dict[str, float], price: Price | None, seeds_to_run: int, seeds_done: int
+) -> tuple[float | None, float | None]:
+    """Cost of the tokens used so far, and that rate extended to every seed of the run."""
+    if price is None:
+        return None, None
+    cost = price.cost(teacher.get("prompt_tokens", 0), teacher.get("completion_tokens", 0))
+    projected = cost * seeds_to_run / seeds_done if seeds_done else None
+    return round(cost, 6), round(projected, 6) if projected is not None else None
 
 
 def build_summary(
-    state: JobState, snapshot: dict[str, Any], store: OutputStore, elapsed: float
+    state: JobState,
+    snapshot: dict[str, Any],
+    store: OutputStore,
+    elapsed: float,
+    price: Price | None = None,
 ) -> dict[str, Any]:
     counters = Counters(snapshot.get("counters", {}))
     teacher = counters.group("teacher")
@@ -207,6 +238,7 @@ def build_summary(
                 rejected[f"{group}:{name.removeprefix('dropped:')}"] = value
     done = sum(state.outcomes.values())
     ledger = store.read_ledger(with_questions=False)
+    cost, projected = cost_estimate(teacher, price, state.total_seeds - state.skipped, done)
     return {
         "seeds_read": state.total_seeds,
         "seeds_skipped_already_finished": state.skipped,
@@ -218,6 +250,8 @@ def build_summary(
         "prompt_tokens": teacher.get("prompt_tokens", 0),
         "completion_tokens": teacher.get("completion_tokens", 0),
         "teacher_errors": {k: v for k, v in teacher.items() if k.startswith("error:")},
+        "cost_usd": cost,
+        "projected_cost_usd": projected,
         "items_parsed_by_stage": produced,
         "rejected_by_reason": dict(sorted(rejected.items())),
         "duplicates": counters.get("dedup", "dropped:duplicate"),

@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from orchestrator.config import PipelineConfig
 from orchestrator.prompts import load_template
 from orchestrator.records import content_hash
+from orchestrator.sampling import SamplingParams
 from orchestrator.steps import Step
 from orchestrator.tinygsm import pipeline as tinygsm
+
+RequestPlan = list[tuple[float, SamplingParams]]
 
 
 @dataclass(frozen=True)
@@ -25,10 +28,12 @@ class Method:
     build_steps: Callable[[PipelineConfig], list[Step]]
     template_names: Callable[[PipelineConfig], list[str]]
     needs_teacher: bool = True
+    # (requests per seed, sampling) for each teacher step, upper bounds: for --dry-run
+    request_plan: Callable[[PipelineConfig], RequestPlan] = lambda cfg: []
 
 
 METHODS: dict[str, Method] = {
-    "tinygsm": Method(tinygsm.build_steps, tinygsm.template_names),
+    "tinygsm": Method(tinygsm.build_steps, tinygsm.template_names, True, tinygsm.request_plan),
 }
 
 

@@ -72,6 +72,12 @@ def render(view: dict[str, Any], tokens_per_s: float, eta_s: float | None) -> Gr
         f"tokens/s {tokens_per_s:,.1f}",
         f"ETA {_fmt_eta(eta_s)}",
     )
+    if view.get("cost_usd") is not None:
+        projected = view.get("projected_cost_usd")
+        head.add_row(
+            f"[bold]cost[/] ${view['cost_usd']:.4f}",
+            f"projected ${projected:.4f}" if projected is not None else "projected -",
+        )
     funnel = Table(title="filter funnel", expand=False)
     for col in ("stage", "seen", "kept", "accept", "dropped by reason"):
         funnel.add_column(col)

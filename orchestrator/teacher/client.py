@@ -46,6 +46,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_random_exponential
 
 from orchestrator.teacher.errors import TeacherError, TeacherFatalError
+from orchestrator.teacher.pricing import Price
 
 __all__ = [
     "Completion",
@@ -83,6 +84,7 @@ class TeacherSettings(pydantic.BaseModel):
     backoff_initial_s: float = pydantic.Field(1.0, ge=0)
     backoff_max_s: float = pydantic.Field(60.0, ge=0)
     use_aiohttp: bool = True
+    price: Price | None = None  # $/1M tokens; default from orchestrator/teacher/prices.yaml
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.filters import QuestionHasNumber, QuestionLength
 from orchestrator.prompts import load_template
+from orchestrator.sampling import SamplingParams
 from orchestrator.stage import Stage
 from orchestrator.steps import ExecuteStep, FilterStep, Step, TeacherStep
 from orchestrator.tinygsm.execute import RunProgram
@@ -52,3 +53,12 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
         load_template(t.templates.two_step_program), t.program_sampling, "tinygsm/two-step"
     )
     return [TeacherStep(questions), question_filters(cfg), TeacherStep([program]), execute]
+
+
+def request_plan(cfg: PipelineConfig) -> list[tuple[float, SamplingParams]]:
+    """Teacher requests per seed (upper bounds) and their sampling, step by step."""
+    t = cfg.tinygsm
+    if t.method == "one-step":
+        return [(1, t.sampling)]
+    families = len(t.two_step_families)
+    return [(families, t.sampling), (families * t.problems_per_seed, t.program_sampling)]

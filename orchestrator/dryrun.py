@@ -1,0 +1,51 @@
+"""``--dry-run``: what a job would send and cost, without calling the teacher or starting Ray.
+
+It renders the first teacher step's prompts for the first N seeds (printing one), measures
+their length, and multiplies out the method's request plan (requests per seed for each teacher
+step, upper bounds: every generated item passes the filters) over all seeds. Prompt tokens are
+approximated as characters / 4 (no tokenizer is downloaded); completion tokens are bounded by
+each step's ``max_tokens``, so the cost is given as a range [prompt-only, upper bound]. Later
+steps' prompts are assumed as long as the first step's. It does not run anything.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from orchestrator.config import PipelineConfig
+from orchestrator.pipeline import build_steps, method_of
+from orchestrator.records import Record
+from orchestrator.steps import TeacherStep
+from orchestrator.teacher.pricing import price_for
+
+CHARS_PER_TOKEN = 4.0
+
+
+def approx_tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def estimate(cfg: PipelineConfig, seeds: list[Record], sample: int = 5) -> dict[str, Any]:
+    first = next((s for s in build_steps(cfg) if isinstance(s, TeacherStep)), None)
+    if first is None:
+        return {"seeds": len(seeds), "requests": 0, "prompt_tokens": 0, "example_prompt": None}
+    prompts = [stage.prompt(seed) for seed in seeds[:sample] for stage in first.stages]
+    per_prompt = sum(approx_tokens(p) for p in prompts) / max(len(prompts), 1)
+    plan = method_of(cfg).request_plan(cfg)
+    requests = sum(per_seed for per_seed, _ in plan) * len(seeds)
+    completion_max = sum(per_seed * p.max_tokens for per_seed, p in plan) * len(seeds)
+    prompt_tokens = per_prompt * requests
+    price = price_for(cfg.teacher.model, cfg.teacher.price) if cfg.teacher else None
+    return {
+        "seeds": len(seeds),
+        "sampled_seeds": min(sample, len(seeds)),
+        "requests": math.ceil(requests),
+        "prompt_tokens_per_request": round(per_prompt, 1),
+        "prompt_tokens": math.ceil(prompt_tokens),
+        "completion_tokens_max": math.ceil(completion_max),
+        "cost_usd_min": round(price.cost(prompt_tokens, 0), 4) if price else None,
+        "cost_usd_max": round(price.cost(prompt_tokens, completion_max), 4) if price else None,
+        "teacher": cfg.teacher.model if cfg.teacher else None,
+        "example_prompt": prompts[0] if prompts else None,
+    }
