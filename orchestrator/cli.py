@@ -180,9 +180,17 @@ def demo(
     limit: Annotated[int, typer.Option(help="seed problems to use")] = 8,
 ) -> None:
     """Offline demo: bundled seeds through TinyGSM with the built-in CPU teacher."""
+    # Two-step suits a 135M model best: short replies (question variants, then one program
+    # per question) that it follows more often than the long one-step format.
     overrides = {
         "run": {"limit": limit, "workers": 1, "concurrency": 1, "commit_every_seeds": 1},
-        "tinygsm": {"problems_per_seed": 2, "sampling": {"max_tokens": 450, "temperature": 0.3}},
+        "tinygsm": {
+            "method": "two-step",
+            "problems_per_seed": 2,
+            "two_step_families": ["variants"],
+            "sampling": {"max_tokens": 300, "temperature": 0.3},
+            "program_sampling": {"max_tokens": 300, "temperature": 0.0},
+        },
     }
     _execute("tinygsm", overrides, DEMO_SEEDS, out_dir, False, True)
     show(out_dir, rows=3)
@@ -204,7 +212,7 @@ def show(
     out.print(f"[bold]{out_dir}[/]: {ds.num_rows} rows, columns {ds.column_names}")
     for row in ds.select(range(min(rows, ds.num_rows))):
         out.print(f"\n[bold]Q:[/] {row['question']}\n[bold]answer:[/] {row['answer']}")
-        out.print(row["code"], markup=False, highlight=False)
+        out.print(row["code"], markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
