@@ -46,11 +46,12 @@ class StepContext:
     executor: BatchingExecutor
     counters: Counters = field(default_factory=Counters)
     rejected: list[Record] = field(default_factory=list)
+    side: dict[str, list[Record]] = field(default_factory=dict)  # side split -> records
     in_flight: Gauge = field(default_factory=Gauge)
 
     def for_seed(self) -> StepContext:
-        """A context sharing everything but the list of rejected records."""
-        return dataclasses.replace(self, rejected=[])
+        """A context sharing everything but the per-seed outputs (rejected, side splits)."""
+        return dataclasses.replace(self, rejected=[], side={})
 
 
 class Step(Protocol):
@@ -203,3 +204,21 @@ class FilterStep:
             ctx.rejected.extend(stage.rejected)
             stage.rejected.clear()
         return kept
+
+
+class Branch:
+    """Run ``steps`` on the input records and send their output to side split ``split``
+    (e.g. verifier data); the input passes on unchanged to the main line."""
+
+    def __init__(self, steps: Sequence[Step], split: str) -> None:
+        self.steps = list(steps)
+        self.split = split
+
+    async def arun(self, records: list[Record], ctx: StepContext) -> list[Record]:
+        out = list(records)
+        for step in self.steps:
+            out = await step.arun(out, ctx)
+            if not out:
+                break
+        ctx.side.setdefault(self.split, []).extend(out)
+        return records

@@ -5,6 +5,7 @@ Layout of ``DIR``::
     README.md                      dataset card (``configs:`` -> data/train-*.parquet)
     data/train-<commit>.parquet    accepted rows; its footer metadata is the commit's ledger
     rejected/rejected-<commit>.parquet   dropped rows with reason (not part of the train split)
+    verifier/verifier-<commit>.parquet   side split: labelled candidate programs (TinyGSM)
     summary.json                   the last run's accounting
     _mathsynth/commits/<commit>.json   ledger of a commit that kept no rows
     _mathsynth/tmp/                files being written (never read by ``datasets``)
@@ -12,8 +13,8 @@ Layout of ``DIR``::
 A commit is one ``rename``: of the data file into ``data/`` (its footer carries the outcome of
 every seed in it: accepted / rejected / failed), or, when the commit kept no rows, of its ledger
 JSON (``datasets`` cannot read zero-row parquet files). Until that rename nothing of the commit
-is visible, so an interrupted run leaves ``DIR`` consistent. The rejected file is renamed
-first; one without a matching commit is an orphan and is removed on the next run.
+is visible, so an interrupted run leaves ``DIR`` consistent. Rejected and side-split files are
+renamed first; one without a matching commit is an orphan and is removed on the next run.
 This module does not decide outcomes, dedup or talk to Ray.
 """
 
@@ -33,6 +34,7 @@ import pyarrow.parquet as pq
 from orchestrator.records import Record, content_hash
 
 LEDGER_KEY = b"mathsynth.ledger"
+MESSAGES_TYPE = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 ROW_FIELDS: list[tuple[str, pa.DataType]] = [
     ("id", pa.string()),
     ("seed_id", pa.string()),
@@ -49,16 +51,26 @@ ROW_FIELDS: list[tuple[str, pa.DataType]] = [
     ("created_at", pa.string()),
     ("parent_id", pa.string()),
     ("meta", pa.string()),
+    # Chat-form methods (skywork, mumath_code, arithmetic) put these in Record.meta.
+    ("solution", pa.string()),
+    ("messages", MESSAGES_TYPE),
 ]
 ROW_SCHEMA = pa.schema(ROW_FIELDS)
 REJECTED_SCHEMA = pa.schema(
     ROW_FIELDS + [("reject_reason", pa.string()), ("reject_detail", pa.string())]
 )
+# Side splits: extra outputs beside the train split (e.g. TinyGSM verifier data: every candidate
+# program with a correct/incorrect ``label``). Not deduplicated; written with the same commit.
+SIDE_SPLITS = ("verifier",)
+SIDE_SCHEMA = pa.schema(ROW_FIELDS + [("label", pa.bool_())])
 _JSON_FIELDS = ("sampling", "meta")
+_META_COLUMNS = ("solution", "messages")  # moved out of meta into their own columns
 
 
 def record_row(record: Record, schema: pa.Schema = ROW_SCHEMA) -> dict[str, Any]:
     data = record.to_dict()
+    for name in (*_META_COLUMNS, "label"):
+        data[name] = data["meta"].pop(name, None)
     for name in _JSON_FIELDS:
         data[name] = json.dumps(data[name], sort_keys=True, ensure_ascii=False)
     return {name: data.get(name) for name in schema.names}
@@ -72,6 +84,7 @@ class Commit:
     rows: list[Record] = field(default_factory=list)
     rejected: list[Record] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # seed_id -> error
+    side: dict[str, list[Record]] = field(default_factory=dict)  # split -> rows
 
     @property
     def id(self) -> str:
@@ -119,6 +132,15 @@ class OutputStore:
             rows = [record_row(r, REJECTED_SCHEMA) for r in commit.rejected]
             table = pa.Table.from_pylist(rows, schema=REJECTED_SCHEMA)
             self._atomic_table(table, self.rejected / f"rejected-{cid}.parquet")
+        for split, records in commit.side.items():
+            if split not in SIDE_SPLITS:
+                raise ValueError(f"unknown side split {split!r} (known: {SIDE_SPLITS})")
+            if records:
+                (self.root / split).mkdir(exist_ok=True)
+                table = pa.Table.from_pylist(
+                    [record_row(r, SIDE_SCHEMA) for r in records], schema=SIDE_SCHEMA
+                )
+                self._atomic_table(table, self.root / split / f"{split}-{cid}.parquet")
         ledger = {"seeds": commit.seeds, "failures": commit.failures}
         if not commit.rows:  # `datasets` cannot read zero-row parquet files: ledger alone
             self.write_json(f"_mathsynth/commits/{cid}.json", ledger)
@@ -169,15 +191,17 @@ class OutputStore:
         return ledger
 
     def cleanup(self) -> list[Path]:
-        """Remove temp files and rejected files whose commit never landed; returns them."""
+        """Remove temp files, and rejected/side files whose commit never landed; returns them."""
         committed = self.commit_ids()
         removed = list(self.tmp.glob("*.tmp")) if self.tmp.is_dir() else []
-        if self.rejected.is_dir():
-            removed += [
-                p
-                for p in self.rejected.glob("rejected-*.parquet")
-                if p.stem.removeprefix("rejected-") not in committed
-            ]
+        for split in ("rejected", *SIDE_SPLITS):
+            folder = self.root / split
+            if folder.is_dir():
+                removed += [
+                    p
+                    for p in folder.glob(f"{split}-*.parquet")
+                    if p.stem.removeprefix(f"{split}-") not in committed
+                ]
         for path in removed:
             path.unlink(missing_ok=True)
         return removed
@@ -197,7 +221,9 @@ class OutputStore:
             "---\nconfigs:\n- config_name: default\n  data_files:\n"
             "  - split: train\n    path: data/train-*.parquet\n"
             "- config_name: rejected\n  data_files:\n"
-            "  - split: train\n    path: rejected/rejected-*.parquet\n---\n\n"
+            "  - split: train\n    path: rejected/rejected-*.parquet\n"
+            "- config_name: verifier\n  data_files:\n"
+            "  - split: train\n    path: verifier/verifier-*.parquet\n---\n\n"
             "# mathsynth dataset\n\nSynthetic math problems with executed, verified answers, "
             "written by [mathsynth](https://github.com/mathsynth/mathsynth). `summary.json` "
             "holds the run's accounting; `rejected/` holds every dropped item with its reason.\n"

@@ -40,6 +40,7 @@ class SeedResult:
     outcome: str  # accepted | rejected | failed
     kept: list[Record] = field(default_factory=list)
     rejected: list[Record] = field(default_factory=list)
+    side: dict[str, list[Record]] = field(default_factory=dict)
     error: str | None = None
 
 
@@ -121,7 +122,7 @@ class GenerationWorker:
                 local.rejected.append(record.reject("dedup:duplicate", holder))
         ctx.counters.add("dedup", "seen", len(records))
         ctx.counters.add("dedup", "kept", len(kept))
-        return SeedResult("accepted" if kept else "rejected", kept, local.rejected)
+        return SeedResult("accepted" if kept else "rejected", kept, local.rejected, local.side)
 
     async def run_chunk(self, seeds: list[dict[str, Any]]) -> dict[str, Any]:
         """Process and commit ``seeds``; returns outcome counts (and ``fatal`` if the run must
@@ -177,6 +178,9 @@ class GenerationWorker:
             commit.failures[seed_id] = result.error
         commit.rows.extend(result.kept)
         commit.rejected.extend(result.rejected)
+        for split, records in result.side.items():
+            commit.side.setdefault(split, []).extend(records)
+            ctx.counters.add("writer", f"{split}_rows", len(records))
         self._recent.extend({"question": r.question, "answer": r.answer} for r in result.kept[:1])
 
     async def stop(self) -> None:

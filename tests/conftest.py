@@ -51,3 +51,12 @@ def ray_local() -> Iterator[None]:
     )  # fmt: skip
     yield
     ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def private_datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`datasets` caches a local directory by its *name* (every test's output dir is "out"),
+    so each test gets its own cache: a test must never read another test's dataset."""
+    import datasets.config
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")

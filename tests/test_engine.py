@@ -69,9 +69,11 @@ def test_one_step_end_to_end(tmp_path: Path, seeds: list) -> None:
     # the dataset loads with `datasets`, both ways
     written = rows(out)
     assert len(written) == summary["rows_written"] == summary["rows_total"] > 0
-    ds = datasets.load_dataset("parquet", data_dir=str(out / "data"), split="train")
+    # (a private cache: `datasets` caches local dirs by name, and every test's dir is "out")
+    cache = str(tmp_path / "hf-cache")
+    ds = datasets.load_dataset("parquet", data_dir=str(out / "data"), split="train", cache_dir=cache)
     assert ds.num_rows == len(written)
-    assert datasets.load_dataset(str(out), split="train").num_rows == len(written)
+    assert datasets.load_dataset(str(out), split="train", cache_dir=cache).num_rows == len(written)
     # rows carry provenance and TinyGSM's program form; the answer is what the program returns
     sandbox, judge = Sandbox(make_config("http://x").sandbox), RunProgram(1e15)
     seed_ids = {s.id for s in seeds}

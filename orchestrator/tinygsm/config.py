@@ -20,6 +20,16 @@ class TinyGSMTemplates(_Strict):
     two_step_program: str = "tinygsm/two_step_program"
 
 
+class VerifierDataConfig(_Strict):
+    """TinyGSM's verifier training data: ``samples`` labelled programs per seed (side split)."""
+
+    enabled: bool = False
+    samples: int = Field(8, ge=1, le=100)
+    sampling: SamplingParams = SamplingParams(temperature=0.7, max_tokens=768)
+    # Seeds without a gold answer: label against the majority answer if its share reaches this.
+    pseudo_answer_threshold: float = Field(0.5, gt=0, le=1)
+
+
 class TinyGSMConfig(_Strict):
     """TinyGSM generation: one-step (Fig. 3) or two-step (Figs. 7-9) synthesis."""
 
@@ -30,3 +40,4 @@ class TinyGSMConfig(_Strict):
     templates: TinyGSMTemplates = TinyGSMTemplates()
     sampling: SamplingParams = SamplingParams()
     program_sampling: SamplingParams = SamplingParams(temperature=0.0, max_tokens=768)
+    verifier: VerifierDataConfig = VerifierDataConfig()

@@ -13,9 +13,10 @@ from orchestrator.filters import QuestionHasNumber, QuestionLength
 from orchestrator.prompts import load_template
 from orchestrator.sampling import SamplingParams
 from orchestrator.stage import Stage
-from orchestrator.steps import ExecuteStep, FilterStep, Step, TeacherStep
+from orchestrator.steps import Branch, ExecuteStep, FilterStep, Step, TeacherStep
 from orchestrator.tinygsm.execute import RunProgram
 from orchestrator.tinygsm.stages import OneStep, TwoStepProgram, TwoStepQuestions
+from orchestrator.tinygsm.verifier import CandidateProgram, LabelCandidates
 
 if TYPE_CHECKING:
     from orchestrator.config import PipelineConfig
@@ -31,11 +32,27 @@ def question_filters(cfg: PipelineConfig) -> FilterStep:
 def template_names(cfg: PipelineConfig) -> list[str]:
     t = cfg.tinygsm.templates
     if cfg.tinygsm.method == "one-step":
-        return [t.one_step]
+        names = [t.one_step]
+        return [*names, t.two_step_program] if cfg.tinygsm.verifier.enabled else names
     return [t.two_step_questions, t.two_step_gsm_ic, t.two_step_program]
 
 
+def verifier_branch(cfg: PipelineConfig) -> list[Step]:
+    """[Branch] writing labelled candidate programs of each seed to the verifier split."""
+    v = cfg.tinygsm.verifier
+    if not v.enabled:
+        return []
+    template = load_template(cfg.tinygsm.templates.two_step_program)
+    candidates = [CandidateProgram(template, v.sampling, i) for i in range(v.samples)]
+    label = LabelCandidates(v.pseudo_answer_threshold, cfg.filters.max_abs_answer)
+    return [Branch([TeacherStep(candidates), label], "verifier")]
+
+
 def build_steps(cfg: PipelineConfig) -> list[Step]:
+    return verifier_branch(cfg) + generation_steps(cfg)
+
+
+def generation_steps(cfg: PipelineConfig) -> list[Step]:
     t = cfg.tinygsm
     execute = ExecuteStep(RunProgram(cfg.filters.max_abs_answer))
     if t.method == "one-step":
@@ -58,7 +75,12 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
 def request_plan(cfg: PipelineConfig) -> list[tuple[float, SamplingParams]]:
     """Teacher requests per seed (upper bounds) and their sampling, step by step."""
     t = cfg.tinygsm
+    verifier = [(t.verifier.samples, t.verifier.sampling)] if t.verifier.enabled else []
     if t.method == "one-step":
-        return [(1, t.sampling)]
+        return [*verifier, (1, t.sampling)]
     families = len(t.two_step_families)
-    return [(families, t.sampling), (families * t.problems_per_seed, t.program_sampling)]
+    return [
+        *verifier,
+        (families, t.sampling),
+        (families * t.problems_per_seed, t.program_sampling),
+    ]
