@@ -25,6 +25,7 @@ from orchestrator.config import (
     validate_pipeline,
 )
 from orchestrator.pipeline import METHODS
+from orchestrator.records import Record
 from orchestrator.resources import builtin_pipelines, resolve_pipeline
 from orchestrator.seeds import SeedError, load_seeds
 
@@ -66,7 +67,7 @@ def _run(
     from orchestrator.progress import ProgressDisplay
     from orchestrator.teacher.local_cpu import LocalCPUTeacher
 
-    seeds = load_seeds(seeds_spec, cfg.seeds, cfg.run.limit)
+    seeds = resolve_seeds(cfg, seeds_spec)
     api_key = os.environ.get(cfg.teacher.api_key_env) if cfg.teacher else None
     with contextlib.ExitStack() as stack:
         if builtin and cfg.teacher is not None:
@@ -92,13 +93,22 @@ def _run(
 def _dry_run(cfg: PipelineConfig, seeds_spec: str | None, sample: int) -> dict[str, Any]:
     from orchestrator.dryrun import estimate
 
-    info = estimate(cfg, load_seeds(seeds_spec, cfg.seeds, cfg.run.limit), sample)
+    info = estimate(cfg, resolve_seeds(cfg, seeds_spec), sample)
     example = info.pop("example_prompt")
     if example:
         out.print(f"[bold]first prompt[/] ({info['prompt_tokens_per_request']} tokens, approx):")
         out.print(example, markup=False, highlight=False)
     print_summary(info, title="dry run: estimate (no request sent)")
     return info
+
+
+def resolve_seeds(cfg: PipelineConfig, seeds_spec: str | None) -> list[Record]:
+    """Seeds from --seeds or the pipeline file; methods that make their own (arithmetic shard
+    descriptors) do so when neither names any."""
+    make_seeds = METHODS[cfg.kind].make_seeds
+    if seeds_spec is None and cfg.seeds.path is None and make_seeds is not None:
+        return make_seeds(cfg)[: cfg.run.limit]
+    return load_seeds(seeds_spec, cfg.seeds, cfg.run.limit)
 
 
 def print_summary(summary: dict[str, Any], title: str = "run summary") -> None:
@@ -212,7 +222,8 @@ def show(
     out.print(f"[bold]{out_dir}[/]: {ds.num_rows} rows, columns {ds.column_names}")
     for row in ds.select(range(min(rows, ds.num_rows))):
         out.print(f"\n[bold]Q:[/] {row['question']}\n[bold]answer:[/] {row['answer']}")
-        out.print(row["code"], markup=False, highlight=False, soft_wrap=True)
+        body = row["code"] or row.get("solution") or ""
+        out.print(body, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -237,6 +248,36 @@ def stats(
         for row in rejected_rows(out_dir, reason, rows):
             detail = f" [{row['reject_detail']}]" if row["reject_detail"] else ""
             out.print(f"- {row['reject_reason']}{detail}: {row['question'][:200]}", markup=False)
+
+
+@app.command()
+def mix(
+    arith_dir: Annotated[
+        str,
+        typer.Argument(
+            metavar="ARITH_DIR",
+            help="set to blend in: a mathsynth output dir (e.g. arithmetic), "
+            "a parquet/jsonl file or an HF id",
+        ),
+    ],
+    base: Annotated[
+        str,
+        typer.Argument(metavar="BASE", help="instruction-tuning data: a dir, a file or an HF id"),
+    ],
+    ratio: Annotated[float, typer.Option(help="share of the output taken by ARITH_DIR, in [0, 1)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="output dataset directory")],
+    seed: Annotated[int, typer.Option(help="sampling and shuffling seed")] = 0,
+    split: Annotated[str, typer.Option(help="split of HF dataset inputs")] = "train",
+) -> None:
+    """Blend ARITH_DIR into BASE at --ratio; rows keep a `source` column (parquet, `datasets`)."""
+    from orchestrator.mix import MixError
+    from orchestrator.mix import mix as run_mix
+
+    try:
+        summary = run_mix(arith_dir, base, ratio, out_dir, seed=seed, split=split)
+    except MixError as err:
+        raise _fail(str(err)) from None
+    print_summary(summary, title="mix")
 
 
 @app.command()

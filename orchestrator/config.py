@@ -14,7 +14,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orchestrator.arithmetic.config import ArithmeticConfig
+from orchestrator.mumath.config import MuMathConfig
 from orchestrator.sandbox import SandboxLimits
+from orchestrator.skywork.config import SkyworkConfig
 from orchestrator.teacher.client import TeacherSettings
 from orchestrator.tinygsm.config import TinyGSMConfig
 
@@ -52,11 +55,14 @@ class SeedConfig(_Strict):
 class PipelineConfig(_Strict):
     name: str
     description: str = ""
-    kind: Literal["tinygsm"] = "tinygsm"
+    kind: Literal["tinygsm", "skywork", "mumath_code", "arithmetic"] = "tinygsm"
     seeds: SeedConfig = SeedConfig()
     teacher: TeacherSettings | None = None
     # One section per pipeline method; only the section named by ``kind`` is used.
     tinygsm: TinyGSMConfig = TinyGSMConfig()
+    skywork: SkyworkConfig = SkyworkConfig()
+    mumath_code: MuMathConfig = MuMathConfig()
+    arithmetic: ArithmeticConfig = ArithmeticConfig()
     filters: FilterConfig = FilterConfig()
     sandbox: SandboxLimits = SandboxLimits()
     run: RunConfig = RunConfig()
@@ -104,8 +110,12 @@ def deep_update(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
     for key, value in overrides.items():
         if value is None:
             continue
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_update(out[key], value)
+        if isinstance(value, dict):
+            # An override section only appears if it sets something (or the file has it).
+            current = out.get(key)
+            merged = deep_update(current if isinstance(current, dict) else {}, value)
+            if merged or key in out:
+                out[key] = merged
         else:
             out[key] = value
     return out

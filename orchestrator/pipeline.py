@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from orchestrator.arithmetic import pipeline as arithmetic
 from orchestrator.config import PipelineConfig
+from orchestrator.mumath import pipeline as mumath
 from orchestrator.prompts import load_template
-from orchestrator.records import content_hash
+from orchestrator.records import Record, content_hash
 from orchestrator.sampling import SamplingParams
+from orchestrator.skywork import pipeline as skywork
 from orchestrator.steps import Step
 from orchestrator.tinygsm import pipeline as tinygsm
 
@@ -30,10 +33,21 @@ class Method:
     needs_teacher: bool = True
     # (requests per seed, sampling) for each teacher step, upper bounds: for --dry-run
     request_plan: Callable[[PipelineConfig], RequestPlan] = lambda cfg: []
+    # Methods that make their own seeds (shard descriptors) when none are given.
+    make_seeds: Callable[[PipelineConfig], list[Record]] | None = None
 
 
 METHODS: dict[str, Method] = {
     "tinygsm": Method(tinygsm.build_steps, tinygsm.template_names, True, tinygsm.request_plan),
+    "skywork": Method(skywork.build_steps, skywork.template_names, True, skywork.request_plan),
+    "mumath_code": Method(mumath.build_steps, mumath.template_names, True, mumath.request_plan),
+    "arithmetic": Method(
+        arithmetic.build_steps,
+        arithmetic.template_names,
+        False,
+        arithmetic.request_plan,
+        arithmetic.make_seeds,
+    ),
 }
 
 
