@@ -27,25 +27,27 @@ def approx_tokens(text: str) -> int:
 
 
 def estimate(cfg: PipelineConfig, seeds: list[Record], sample: int = 5) -> dict[str, Any]:
-    first = next((s for s in build_steps(cfg) if isinstance(s, TeacherStep)), None)
-    if first is None:
-        return {"seeds": len(seeds), "requests": 0, "prompt_tokens": 0, "example_prompt": None}
-    prompts = [stage.prompt(seed) for seed in seeds[:sample] for stage in first.stages]
-    per_prompt = sum(approx_tokens(p) for p in prompts) / max(len(prompts), 1)
     plan = method_of(cfg).request_plan(cfg)
     requests = sum(per_seed for per_seed, _ in plan) * len(seeds)
     completion_max = sum(per_seed * p.max_tokens for per_seed, p in plan) * len(seeds)
-    prompt_tokens = per_prompt * requests
+    first = next((s for s in build_steps(cfg) if isinstance(s, TeacherStep)), None)
+    prompts = (
+        [stage.prompt(seed) for seed in seeds[:sample] for stage in first.stages] if first else []
+    )
+    # Methods whose teacher calls are nested (a tool loop) have no top-level prompt to render.
+    per_prompt = sum(approx_tokens(p) for p in prompts) / len(prompts) if prompts else None
+    prompt_tokens = per_prompt * requests if per_prompt is not None else None
     price = price_for(cfg.teacher.model, cfg.teacher.price) if cfg.teacher else None
+    can_cost = price is not None and prompt_tokens is not None
     return {
         "seeds": len(seeds),
-        "sampled_seeds": min(sample, len(seeds)),
+        "sampled_seeds": min(sample, len(seeds)) if prompts else 0,
         "requests": math.ceil(requests),
-        "prompt_tokens_per_request": round(per_prompt, 1),
-        "prompt_tokens": math.ceil(prompt_tokens),
+        "prompt_tokens_per_request": round(per_prompt, 1) if per_prompt is not None else None,
+        "prompt_tokens": math.ceil(prompt_tokens) if prompt_tokens is not None else None,
         "completion_tokens_max": math.ceil(completion_max),
-        "cost_usd_min": round(price.cost(prompt_tokens, 0), 4) if price else None,
-        "cost_usd_max": round(price.cost(prompt_tokens, completion_max), 4) if price else None,
+        "cost_usd_min": round(price.cost(prompt_tokens, 0), 4) if can_cost else None,
+        "cost_usd_max": round(price.cost(prompt_tokens, completion_max), 4) if can_cost else None,
         "teacher": cfg.teacher.model if cfg.teacher else None,
         "example_prompt": prompts[0] if prompts else None,
     }

@@ -105,3 +105,17 @@ def test_ctrl_c_leaves_output_consistent_and_rerun_resumes(
         for r in pq.read_table(f, columns=["id"]).column("id").to_pylist()
     ]
     assert len(ids) == len(set(ids)) == final["rows_total"]
+
+
+def test_every_builtin_pipeline_starts_from_the_command_line(tmp_path: Path) -> None:
+    """A pipeline without a section the CLI overrides (e.g. `tinygsm:`) still validates."""
+    code, out = run_cli("run", "arithmetic", "--limit", "2", "--out", str(tmp_path / "a"),
+                        "--no-progress")  # fmt: skip
+    assert code == 0, out
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["rows_written"] > 0
+    for name in ("skywork", "mumath_code", "tinygsm"):
+        code, out = run_cli("run", name, "--seeds", "demo.jsonl", "--model", "m", "--dry-run",
+                            "--base-url", "http://127.0.0.1:9/v1")  # fmt: skip
+        assert code == 0 and "no request sent" in " ".join(out.split()), (name, out)
+        requests = next(ln for ln in out.splitlines() if "│ requests " in ln)
+        assert int(requests.split("│")[2]) > 0, (name, out)
