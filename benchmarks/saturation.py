@@ -30,7 +30,9 @@ from tests.support.tinygsm_teacher import tinygsm_reply  # noqa: E402
 
 def synthetic_seeds(n: int) -> list[Record]:
     return [
-        Record.seed(f"Sam has {i + 3} boxes with {i % 7 + 2} pens each. How many pens?", None, "bench")
+        Record.seed(
+            f"Sam has {i + 3} boxes with {i % 7 + 2} pens each. How many pens?", None, "bench"
+        )
         for i in range(n)
     ]
 
@@ -44,6 +46,7 @@ def measure(workers: int, concurrency: int, latency: float, seconds_of_work: flo
             "run": {"workers": workers, "concurrency": concurrency,
                     "commit_every_seeds": max(8, concurrency // 2)},
             "tinygsm": {"problems_per_seed": 2},
+            "decontamination": {"enabled": False},  # measured separately: decontam.py
         })  # fmt: skip
         with tempfile.TemporaryDirectory() as out:
             start = time.monotonic()

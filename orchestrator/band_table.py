@@ -94,11 +94,16 @@ class BandTable:
         distinct; a present key is overwritten (callers only do that for released ones)."""
         old = slots >= 0
         if old.any():  # released slots come back to life (before a rebuild moves them)
-            self.vals[slots[old]] = self.pool.add(ids[old])
+            self.vals[slots[old]] = self._members(ids[old])
             self.live += int(old.sum())
         new = ~old
         self._grow(int(new.sum()))
-        self._place(keys[new], self.pool.add(ids[new]))
+        self._place(keys[new], self._members(ids[new]))
+
+    def _members(self, ids: np.ndarray) -> np.ndarray:
+        """Pool indices for ``ids``, adding each distinct id once."""
+        uniq, inverse = np.unique(ids, return_inverse=True)
+        return self.pool.add(uniq)[inverse]
 
     def release(self, slots: np.ndarray) -> None:
         slots = np.unique(slots[slots >= 0])

@@ -165,6 +165,9 @@ def run(
         bool, typer.Option(help="resume into a dir written by another config")
     ] = False,
     progress: Annotated[bool, typer.Option(help="live progress display")] = True,
+    decontaminate: Annotated[
+        bool | None, typer.Option(help="override decontamination.enabled of the pipeline")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option(help="render prompts, estimate requests/tokens/cost; send nothing")
     ] = False,
@@ -175,6 +178,7 @@ def run(
         "teacher": {"base_url": base_url, "model": model, "api_key_env": api_key_env},
         "run": {"limit": limit, "workers": workers, "concurrency": concurrency},
         "tinygsm": {"method": method},
+        "decontamination": {"enabled": decontaminate},
     }
     _execute(
         pipeline, overrides, seeds, out_dir, allow_config_change, progress,
@@ -194,6 +198,8 @@ def demo(
     # per question) that it follows more often than the long one-step format.
     overrides = {
         "run": {"limit": limit, "workers": 1, "concurrency": 1, "commit_every_seeds": 1},
+        # Offline: the benchmark test sets come from the hub, so no decontamination here.
+        "decontamination": {"enabled": False},
         "tinygsm": {
             "method": "two-step",
             "problems_per_seed": 2,

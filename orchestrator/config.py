@@ -15,7 +15,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.arithmetic.config import ArithmeticConfig
+from orchestrator.decontam import DecontamSettings
+from orchestrator.format_filters import FormatSettings
 from orchestrator.mumath.config import MuMathConfig
+from orchestrator.near_dedup import NearDedupSettings
 from orchestrator.sandbox import SandboxLimits
 from orchestrator.skywork.config import SkyworkConfig
 from orchestrator.teacher.client import TeacherSettings
@@ -32,6 +35,15 @@ class FilterConfig(_Strict):
     min_question_words: int = Field(8, ge=0)
     require_number_in_question: bool = True
     max_abs_answer: float = Field(1e15, gt=0)
+
+
+class DedupConfig(_Strict):
+    """Cluster-wide dedup of generated questions: exact (normalised text) then near (MinHash
+    LSH). ``against``: earlier mathsynth output dirs whose rows count as already seen."""
+
+    exact: bool = True
+    near: NearDedupSettings = NearDedupSettings()
+    against: list[str] = []
 
 
 class RunConfig(_Strict):
@@ -64,6 +76,9 @@ class PipelineConfig(_Strict):
     mumath_code: MuMathConfig = MuMathConfig()
     arithmetic: ArithmeticConfig = ArithmeticConfig()
     filters: FilterConfig = FilterConfig()
+    format: FormatSettings = FormatSettings()
+    decontamination: DecontamSettings = DecontamSettings()
+    dedup: DedupConfig = DedupConfig()
     sandbox: SandboxLimits = SandboxLimits()
     run: RunConfig = RunConfig()
 

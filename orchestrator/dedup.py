@@ -18,8 +18,6 @@ import ray
 
 from orchestrator.records import Record, content_hash, normalize_question
 
-PREVIOUS_RUN = "<previous run>"
-
 
 def question_key(question: str) -> str:
     return content_hash("q", normalize_question(question), length=32)
@@ -28,23 +26,29 @@ def question_key(question: str) -> str:
 @ray.remote(num_cpus=0)
 class ExactDedup:
     def __init__(self) -> None:
-        self.owner: dict[str, str] = {}
+        self.owner: dict[str, str] = {}  # admitted in this run: key -> record id
+        self.earlier: dict[str, str] = {}  # written before: key -> row id
 
-    def preload(self, keys: list[str]) -> int:
-        for key in keys:
-            self.owner.setdefault(key, PREVIOUS_RUN)
-        return len(self.owner)
+    def preload(self, items: list[tuple[str, str]]) -> int:
+        """Keys of rows written before (earlier runs, other datasets), with their ids. These
+        always win, even against a record with the same id: that row is already written."""
+        for key, record_id in items:
+            self.earlier.setdefault(key, record_id)
+        return len(self.earlier)
 
     def admit(self, items: list[tuple[str, str]]) -> list[str | None]:
         """For each (key, record_id): None if admitted, else the id that already holds it."""
         out: list[str | None] = []
         for key, record_id in items:
+            if key in self.earlier:
+                out.append(self.earlier[key])
+                continue
             holder = self.owner.setdefault(key, record_id)
             out.append(None if holder == record_id else holder)
         return out
 
     def size(self) -> int:
-        return len(self.owner)
+        return len(self.owner) + len(self.earlier)
 
 
 class DedupClient:
@@ -73,9 +77,10 @@ class DedupClient:
                 out[i] = verdict
         return out
 
-    def preload(self, questions: Iterable[str]) -> None:
-        keys: dict[int, list[str]] = defaultdict(list)
-        for q in questions:
-            key = question_key(q)
-            keys[self._owner(key)].append(key)
+    def preload(self, questions: Iterable[tuple[str, str]]) -> None:
+        """``(question, row id)`` pairs already written; a new duplicate names that id."""
+        keys: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        for question, record_id in questions:
+            key = question_key(question)
+            keys[self._owner(key)].append((key, record_id))
         ray.get([self.actors[a].preload.remote(k) for a, k in keys.items()])

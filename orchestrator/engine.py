@@ -26,8 +26,10 @@ from ray.exceptions import RayActorError
 
 from orchestrator.config import PipelineConfig
 from orchestrator.counters import Counters
+from orchestrator.decontam import build_index
 from orchestrator.dedup import DedupClient, ExactDedup
 from orchestrator.metrics import MetricsHub
+from orchestrator.near_dedup import NearDedupClient, start_near_dedup
 from orchestrator.pipeline import fingerprint
 from orchestrator.records import Record
 from orchestrator.store import OutputStore
@@ -64,6 +66,14 @@ def _check_fingerprint(store: OutputStore, cfg: PipelineConfig, allow_change: bo
                 f"{current['fingerprint']}); use another --out, or --allow-config-change to mix"
             )
     store.write_json("_mathsynth/run.json", current)
+
+
+def _earlier_rows(out_dir: str) -> list[tuple[str, str]]:
+    """(question, id) of every row of an earlier mathsynth output (``dedup.against``)."""
+    store = OutputStore(out_dir)
+    if not store.committed_files():
+        raise FatalRunError(f"dedup.against: {out_dir} holds no mathsynth data (data/train-*)")
+    return store.read_ledger().questions
 
 
 def ensure_ray(num_cpus: int | None = None) -> bool:
@@ -106,14 +116,28 @@ def run_job(
     state = JobState(len(seeds), len(seeds) - len(pending), len(chunks))
 
     started_ray = ensure_ray()
+    seen = ledger.questions + [q for d in cfg.dedup.against for q in _earlier_rows(d)]
     dedup = [ExactDedup.remote() for _ in range(run.dedup_actors)]
-    DedupClient(dedup).preload(ledger.questions)
+    DedupClient(dedup).preload(seen)
+    near = start_near_dedup(cfg.dedup.near) if cfg.dedup.near.enabled else []
+    if near:
+        NearDedupClient(near, cfg.dedup.near).preload(seen)
+    contamination = (
+        ray.put(build_index(cfg.decontamination)) if cfg.decontamination.enabled else None
+    )
     metrics = MetricsHub.remote()
     n_workers = max(1, min(run.workers, len(chunks)))
     workers = [
         GenerationWorker.options(num_cpus=run.worker_cpus).remote(
-            f"worker-{i}", cfg.model_dump_json(), str(store.root), dedup, metrics, api_key
-        )
+            f"worker-{i}",
+            cfg.model_dump_json(),
+            str(store.root),
+            dedup,
+            metrics,
+            api_key,
+            near,
+            contamination,
+        )  # fmt: skip
         for i in range(n_workers)
     ]
     per_worker = max(2, math.ceil(2 * run.concurrency / run.commit_every_seeds))
@@ -128,7 +152,7 @@ def run_job(
     finally:
         if not state.interrupted:
             ray.get([w.shutdown.remote() for w in workers])
-        for actor in [*workers, *dedup, metrics]:
+        for actor in [*workers, *dedup, *near, metrics]:
             ray.kill(actor)
         if started_ray:
             ray.shutdown()

@@ -1,6 +1,6 @@
 """MinHash signatures and LSH band keys for batches of texts, vectorised end to end.
 
-Pipeline for a batch: normalise (case-fold, common Unicode punctuation to spaces) → words =
+Pipeline for a batch: normalise (ASCII lower-case, typographic quotes/dashes to spaces) → words =
 maximal runs of ASCII letters/digits or non-ASCII bytes (so punctuation never matters) →
 shingles (word n-grams, or byte n-grams over the words joined by single spaces) hashed to 64
 bits in numpy → R-MinHash digests from ``rensa`` (Rust) → one 64-bit key per LSH band.
@@ -49,10 +49,8 @@ def mix64(z: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def _table(salt: int) -> np.ndarray:
-    """Tabulation-hash table: a random uint64 per (position in word, byte value)."""
-    return mix64(np.arange(_MAX_POS * 256, dtype=np.uint64) + np.uint64(salt)).reshape(
-        _MAX_POS, 256
-    )
+    """Tabulation-hash table: a random uint64 per (position in word, byte value), flat."""
+    return mix64(np.arange(_MAX_POS * 256, dtype=np.uint64) + np.uint64(salt))
 
 
 def _coefficients(n: int) -> np.ndarray:
@@ -110,27 +108,27 @@ def shingle_hashes(
     blob = "\x00".join(texts)
     if blob.count("\x00") != max(len(texts) - 1, 0):  # NUL separates texts: none inside
         blob = "\x00".join(t.replace("\x00", " ") for t in texts)
-    buf = np.frombuffer(blob.casefold().encode("utf-8"), dtype=np.uint8)
-    doc_of_byte = np.cumsum(buf == 0)
+    buf = np.frombuffer(blob.encode("utf-8").lower(), dtype=np.uint8)  # ASCII case folding
+    separators = np.flatnonzero(buf == 0)
     word = _word_mask(buf)
     prev = np.concatenate(([False], word[:-1]))
     if unit == "word":
         idx = np.flatnonzero(word)
-        starts = (word & ~prev)[idx]
-        wstart = np.flatnonzero(starts)
-        offset = np.arange(len(idx)) - wstart[np.cumsum(starts) - 1]
-        vals = _table(7)[offset % _MAX_POS, buf[idx]]
+        wstart = np.flatnonzero((word & ~prev)[idx])
+        lens = np.diff(np.append(wstart, len(idx)))
+        offset = np.arange(len(idx)) - np.repeat(wstart, lens)
+        vals = _table(7).take((offset % _MAX_POS) * 256 + buf[idx])
+        units = np.zeros(0, dtype=np.uint64)
         if len(wstart):
-            lens = np.diff(np.append(wstart, len(idx))).astype(np.uint64)
-            units = mix64(np.bitwise_xor.reduceat(vals, wstart) ^ (lens * _GOLDEN))
-        else:
-            units = np.zeros(0, dtype=np.uint64)
-        docs = doc_of_byte[idx[wstart]]
+            units = mix64(
+                np.bitwise_xor.reduceat(vals, wstart) ^ (lens.astype(np.uint64) * _GOLDEN)
+            )
+        docs = np.searchsorted(separators, idx[wstart])
     elif unit == "char":
         keep = word | (prev & (buf != 0))  # word bytes, plus one space after each word
         idx = np.flatnonzero(keep)
         units = np.where(word[idx], buf[idx], 32).astype(np.uint64) + np.uint64(1)
-        docs = doc_of_byte[idx]
+        docs = np.searchsorted(separators, idx)
     else:
         raise ValueError(f"unit must be 'word' or 'char', not {unit!r}")
     hashes, owner = _windows(units, docs, n, len(texts))

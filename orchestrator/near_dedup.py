@@ -19,9 +19,11 @@ gives its claims at shards ``< s`` back (``release``). Hence:
 - every dropped record names a colliding record, and following those names always ends at a
   kept one (a name points to a record that had got further through the fixed shard order),
   so a group of mutual near-duplicates always keeps one member (no "both lose" race);
-- run sequentially (one caller, or one shard) a record is dropped only against kept records;
-  only when two near-duplicates are in flight at once can one be dropped against a tentative
-  claim that is given back moments later (transitivity through a dropped member);
+- with one caller at a time (or one shard), a record is dropped only against a kept record:
+  a record dropped against another record of its own batch that was dropped at a later shard
+  is tried again in a second round. Only when near-duplicates from different callers are in
+  flight at once can one be dropped against a tentative claim that is given back moments
+  later (transitivity through a dropped member; its chain of names still ends at a kept one);
 - idempotent per record id: a bucket held by the same id counts as no collision, so a
   restarted worker redoing a seed gets its own records admitted again.
 
@@ -37,7 +39,10 @@ has median 0.05, 99th percentile 0.35, 99.9th 0.62. Word 5-grams drop the edits 
 questions a 99.9th-percentile neighbour of 0.78. So: word 3-grams, threshold 0.7, 128
 permutations → 14 bands x 9 rows; expected recall on those single edits 0.961 and ~1.6 band
 collisions among all 28M pairs of distinct GSM8K questions (threshold 0.8 with 9x13 bands:
-recall 0.81). Measured recall/precision: ``benchmarks/near_dedup.py``.
+recall 0.81). Measured end to end (``benchmarks/near_dedup.py``: 100k GSM8K-like questions,
+9,091 planted single edits, 2 shards, batches of 1,000, 2 cores): recall 0.96, precision 0.99
+(datasketch ``MinHashLSH`` with the same 14x9 bands: 0.960 / 0.984), ~40k docs/s, 10-11x
+datasketch with ``update_batch`` and 22-24x with per-token ``update``.
 
 This module does not decide where records come from, write output, or do exact dedup
 (``orchestrator.dedup``); it compares questions only.
@@ -60,6 +65,8 @@ from orchestrator.minhash import band_keys, optimal_bands, signatures
 from orchestrator.records import Record
 
 PRELOAD_CHUNK = 4096
+PREVIOUS_RUN = "<previous run>"  # holder named for preloaded rows given without ids
+THREAD_MIN_BATCH = 256
 
 
 class NearDedupSettings(BaseModel):
@@ -214,10 +221,31 @@ class NearDedupClient:
         """Per record: None if kept, else the id of the record it near-duplicates."""
         if not records:
             return []
-        keys = self.keys([r.question for r in records])
+        texts = [r.question for r in records]
+        # Big batches are hashed off the event loop (numpy/rensa release the GIL for much of
+        # it), so other batches' actor round trips go on meanwhile.
+        if len(texts) >= THREAD_MIN_BATCH:
+            keys = await asyncio.to_thread(self.keys, texts)
+        else:
+            keys = self.keys(texts)
         ids = [r.id for r in records]
         verdict: list[str | None] = [None] * len(records)
-        alive = list(range(len(records)))
+        rows = list(range(len(records)))
+        while rows:
+            await self._round(keys, ids, rows, verdict)
+            # A record dropped against another record of this batch that was itself dropped
+            # (at a later shard) is tried again, against the settled state.
+            lost = {ids[i] for i in rows if verdict[i] is not None}
+            rows = [i for i in rows if verdict[i] in lost and verdict[i] != ids[i]]
+            for i in rows:
+                verdict[i] = None
+        return verdict
+
+    async def _round(
+        self, keys: np.ndarray, ids: list[str], rows: list[int], verdict: list[str | None]
+    ) -> None:
+        """The ordered claim protocol for ``rows``; sets their verdicts."""
+        alive = rows
         dropped_at: list[tuple[int, int]] = []
         for s, actor in enumerate(self.actors):
             if not alive:
@@ -233,7 +261,6 @@ class NearDedupClient:
                     dropped_at.append((i, s))
             alive = still
         await self._release(keys, ids, dropped_at)
-        return verdict
 
     async def _release(
         self, keys: np.ndarray, ids: list[str], dropped_at: list[tuple[int, int]]
@@ -247,12 +274,13 @@ class NearDedupClient:
         if calls:
             await asyncio.gather(*calls)
 
-    def preload(self, texts_with_ids: Iterable[tuple[str, str]]) -> None:
+    def preload(self, texts_with_ids: Iterable[tuple[str, str] | str]) -> None:
         """Load an earlier dataset's ``(question, record_id)`` pairs, so new records that
-        near-duplicate them are dropped (naming the earlier id). Blocking; chunked."""
+        near-duplicate them are dropped naming the earlier id (a bare question string is taken
+        as ``(question, PREVIOUS_RUN)``, as in ``orchestrator.dedup``). Blocking; chunked."""
         batch: list[tuple[str, str]] = []
         for item in texts_with_ids:
-            batch.append(item)
+            batch.append((item, PREVIOUS_RUN) if isinstance(item, str) else item)
             if len(batch) >= PRELOAD_CHUNK:
                 self._preload_chunk(batch)
                 batch = []

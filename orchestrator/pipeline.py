@@ -67,6 +67,9 @@ def fingerprint(cfg: PipelineConfig) -> str:
         section.model_dump() if section is not None else None,
         {name: load_template(name).hash for name in method.template_names(cfg)},
         cfg.filters.model_dump(),
+        cfg.format.model_dump(),
+        cfg.decontamination.model_dump(),
+        cfg.dedup.model_dump(exclude={"against"}),
         cfg.sandbox.model_dump(exclude={"use_bwrap"}),
         cfg.teacher.model if cfg.teacher is not None else None,
     )

@@ -98,7 +98,7 @@ class Ledger:
     outcomes: dict[str, str] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     row_ids: set[str] = field(default_factory=set)
-    questions: list[str] = field(default_factory=list)
+    questions: list[tuple[str, str]] = field(default_factory=list)  # (question, row id)
     shards: int = 0
 
     @property
@@ -185,7 +185,8 @@ class OutputStore:
             table = pq.read_table(file, columns=columns)
             ledger.row_ids.update(table.column("id").to_pylist())
             if with_questions:
-                ledger.questions.extend(table.column("question").to_pylist())
+                ids, texts = table.column("id").to_pylist(), table.column("question").to_pylist()
+                ledger.questions.extend(zip(texts, ids, strict=True))
         for seed_id in ledger.finished:
             ledger.failures.pop(seed_id, None)
         return ledger

@@ -24,13 +24,17 @@ import ray
 
 from orchestrator.config import PipelineConfig
 from orchestrator.counters import subtract
+from orchestrator.decontam import Decontaminate
 from orchestrator.dedup import DedupClient
 from orchestrator.metrics import PUSH_INTERVAL_S
+from orchestrator.near_dedup import NearDedupClient
+from orchestrator.ngram_index import NgramIndex
 from orchestrator.pipeline import build_steps
 from orchestrator.records import Record
 from orchestrator.sandbox import Sandbox
 from orchestrator.sandbox.batch import BatchingExecutor
-from orchestrator.steps import StepContext
+from orchestrator.stage import Stage
+from orchestrator.steps import FilterStep, StepContext
 from orchestrator.store import Commit, OutputStore
 from orchestrator.teacher.client import TeacherClient, TeacherError, TeacherFatalError
 
@@ -54,6 +58,8 @@ class GenerationWorker:
         dedup_actors: list[Any],
         metrics: Any,
         api_key: str | None = None,
+        near_actors: list[Any] | None = None,
+        contamination: NgramIndex | None = None,
     ) -> None:
         self.name = name
         self.cfg = PipelineConfig.model_validate_json(config_json)
@@ -62,6 +68,11 @@ class GenerationWorker:
         self.metrics = metrics
         self.api_key = api_key
         self.steps = build_steps(self.cfg)
+        self.near = NearDedupClient(near_actors, self.cfg.dedup.near) if near_actors else None
+        post: list[Stage] = list(self.cfg.format.build())
+        if contamination is not None:
+            post.insert(0, Decontaminate(contamination, self.cfg.decontamination.fields))
+        self.post = FilterStep(post) if post else None
         self.stopping = asyncio.Event()
         self._ctx: StepContext | None = None
         self._reported: dict[str, dict[str, float]] = {}
@@ -102,7 +113,7 @@ class GenerationWorker:
         local = ctx.for_seed()
         records = [seed]
         try:
-            for step in self.steps:
+            for step in [*self.steps, *([self.post] if self.post else [])]:
                 records = await step.arun(records, local)
                 if not records:
                     break
@@ -112,17 +123,28 @@ class GenerationWorker:
             ctx.counters.add("teacher", f"error:{err.kind}")
             self._errors.append(f"{err.kind}: {err}")
             return SeedResult("failed", error=f"{err.kind}: {err}")
-        verdicts = await self.dedup.admit(records) if records else []
+        if self.cfg.dedup.exact:
+            records = await self._dedup(records, self.dedup, "dedup", "duplicate", local)
+        if self.near is not None:
+            records = await self._dedup(records, self.near, "near_dedup", "near_duplicate", local)
+        kept = records
+        return SeedResult("accepted" if kept else "rejected", kept, local.rejected, local.side)
+
+    async def _dedup(
+        self, records: list[Record], client: Any, stage: str, reason: str, ctx: StepContext
+    ) -> list[Record]:
+        """Keep what ``client`` admits; a dropped row names the id it duplicates."""
+        verdicts = await client.admit(records) if records else []
         kept = []
         for record, holder in zip(records, verdicts, strict=True):
             if holder is None:
                 kept.append(record)
             else:
-                ctx.counters.add("dedup", "dropped:duplicate")
-                local.rejected.append(record.reject("dedup:duplicate", holder))
-        ctx.counters.add("dedup", "seen", len(records))
-        ctx.counters.add("dedup", "kept", len(kept))
-        return SeedResult("accepted" if kept else "rejected", kept, local.rejected, local.side)
+                ctx.counters.add(stage, f"dropped:{reason}")
+                ctx.rejected.append(record.reject(f"{stage}:{reason}", holder))
+        ctx.counters.add(stage, "seen", len(records))
+        ctx.counters.add(stage, "kept", len(kept))
+        return kept
 
     async def run_chunk(self, seeds: list[dict[str, Any]]) -> dict[str, Any]:
         """Process and commit ``seeds``; returns outcome counts (and ``fatal`` if the run must

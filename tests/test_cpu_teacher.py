@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def test_builtin_teacher_runs_the_pipeline(tmp_path: Path) -> None:
     out = tmp_path / "out"
     code, output = run_cli("run", "tinygsm", "--seeds", "demo.jsonl", "--limit", "2",
-                           "--out", str(out), "--no-progress", timeout=600)  # fmt: skip
+                           "--out", str(out), "--no-progress", "--no-decontaminate", timeout=600)  # fmt: skip
     assert code == 0, output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["requests"] == 2 and summary["completion_tokens"] > 0

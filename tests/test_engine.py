@@ -30,6 +30,7 @@ def make_config(base_url: str, **tinygsm: Any) -> PipelineConfig:
                     "backoff_initial_s": 0.05, "backoff_max_s": 0.2, "read_timeout_s": 5},
         "run": {"workers": 2, "concurrency": 4, "commit_every_seeds": 3},
         "tinygsm": {"problems_per_seed": 6, **tinygsm},
+        "decontamination": {"enabled": False},  # its benchmarks come from the hub
     }  # fmt: skip
     cfg, builtin = build_config("tinygsm", overrides)
     assert not builtin
@@ -71,7 +72,9 @@ def test_one_step_end_to_end(tmp_path: Path, seeds: list) -> None:
     assert len(written) == summary["rows_written"] == summary["rows_total"] > 0
     # (a private cache: `datasets` caches local dirs by name, and every test's dir is "out")
     cache = str(tmp_path / "hf-cache")
-    ds = datasets.load_dataset("parquet", data_dir=str(out / "data"), split="train", cache_dir=cache)
+    ds = datasets.load_dataset(
+        "parquet", data_dir=str(out / "data"), split="train", cache_dir=cache
+    )
     assert ds.num_rows == len(written)
     assert datasets.load_dataset(str(out), split="train", cache_dir=cache).num_rows == len(written)
     # rows carry provenance and TinyGSM's program form; the answer is what the program returns

@@ -63,7 +63,9 @@ def test_runner_is_plain_python() -> None:
     compile(RUNNER, "runner", "exec")
 
 
-def test_batching_executor_shares_batches_and_returns_each_callers_results(sandbox: Sandbox) -> None:
+def test_batching_executor_shares_batches_and_returns_each_callers_results(
+    sandbox: Sandbox,
+) -> None:
     from orchestrator.sandbox.batch import BatchingExecutor
 
     calls: list[int] = []
