@@ -121,6 +121,35 @@ class Rejects:
         self.ctx.counters.add(self.stage_name, f"dropped:{reason}")
 
 
+async def ask_teacher(
+    ctx: StepContext,
+    messages: list[dict[str, str]],
+    sampling: SamplingParams,
+    *,
+    stop: list[str] | None = None,
+    seed: int | None = None,
+) -> Completion:
+    """One teacher request under the worker's in-flight slots, counted in ``teacher``. Every
+    step that talks to the teacher goes through here."""
+    if ctx.teacher is None:
+        raise RuntimeError("this pipeline needs a teacher but none is configured")
+    async with ctx.request_slots:
+        ctx.in_flight.value += 1
+        try:
+            completion = await ctx.teacher.chat(
+                messages, max_tokens=sampling.max_tokens, temperature=sampling.temperature,
+                top_p=sampling.top_p, stop=stop, seed=seed,
+            )  # fmt: skip
+        finally:
+            ctx.in_flight.value -= 1
+    ctx.counters.add("teacher", "requests")
+    ctx.counters.add("teacher", "prompt_tokens", completion.prompt_tokens)
+    ctx.counters.add("teacher", "completion_tokens", completion.completion_tokens)
+    if completion.finish_reason == "length":
+        ctx.counters.add("teacher", "finish:length")
+    return completion
+
+
 class TeacherStep:
     """Apply every stage to every record; results are concatenated in input order."""
 
@@ -128,24 +157,8 @@ class TeacherStep:
         self.stages = list(stages)
 
     async def _call(self, stage: TeacherStage, record: Record, ctx: StepContext) -> list[Record]:
-        if ctx.teacher is None:
-            raise RuntimeError("this pipeline needs a teacher but none is configured")
         messages = [{"role": "user", "content": stage.prompt(record)}]
-        p = stage.sampling
-        async with ctx.request_slots:
-            ctx.in_flight.value += 1
-            try:
-                completion = await ctx.teacher.chat(
-                    messages, max_tokens=p.max_tokens, temperature=p.temperature,
-                    top_p=p.top_p, seed=p.seed,
-                )  # fmt: skip
-            finally:
-                ctx.in_flight.value -= 1
-        ctx.counters.add("teacher", "requests")
-        ctx.counters.add("teacher", "prompt_tokens", completion.prompt_tokens)
-        ctx.counters.add("teacher", "completion_tokens", completion.completion_tokens)
-        if completion.finish_reason == "length":
-            ctx.counters.add("teacher", "finish:length")
+        completion = await ask_teacher(ctx, messages, stage.sampling, seed=stage.sampling.seed)
         children = stage.parse(record, completion, Rejects(stage.name, ctx))
         ctx.counters.add(stage.name, "seen")
         ctx.counters.add(stage.name, "produced", len(children))

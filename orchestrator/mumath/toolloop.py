@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.sampling import SamplingParams
 from orchestrator.sandbox import ExecResult
-from orchestrator.steps import StepContext
-from orchestrator.teacher.client import Completion
+from orchestrator.steps import StepContext, ask_teacher
 from orchestrator.verify import last_boxed, normalize_answer
 
 OUTPUT_FENCE = "```output"
@@ -86,34 +85,6 @@ def render_result(result: ExecResult, max_chars: int) -> tuple[str, bool]:
     return message[:max_chars], True
 
 
-async def chat(
-    ctx: StepContext,
-    messages: list[dict[str, str]],
-    sampling: SamplingParams,
-    *,
-    stop: list[str] | None = None,
-    seed: int | None = None,
-) -> Completion:
-    """One teacher request under the worker's in-flight slots, counted like ``TeacherStep``."""
-    if ctx.teacher is None:
-        raise RuntimeError("this pipeline needs a teacher but none is configured")
-    async with ctx.request_slots:
-        ctx.in_flight.value += 1
-        try:
-            completion = await ctx.teacher.chat(
-                messages, max_tokens=sampling.max_tokens, temperature=sampling.temperature,
-                top_p=sampling.top_p, stop=stop, seed=seed,
-            )  # fmt: skip
-        finally:
-            ctx.in_flight.value -= 1
-    ctx.counters.add("teacher", "requests")
-    ctx.counters.add("teacher", "prompt_tokens", completion.prompt_tokens)
-    ctx.counters.add("teacher", "completion_tokens", completion.completion_tokens)
-    if completion.finish_reason == "length":
-        ctx.counters.add("teacher", "finish:length")
-    return completion
-
-
 async def solve(
     ctx: StepContext,
     prompt: str,
@@ -129,7 +100,9 @@ async def solve(
     parts: list[str] = []
     traj = Trajectory(solution="", answer=None, end="no_answer")
     while True:
-        completion = await chat(ctx, messages, sampling, stop=STOP if tools else None, seed=seed)
+        completion = await ask_teacher(
+            ctx, messages, sampling, stop=STOP if tools else None, seed=seed
+        )
         traj.requests += 1
         traj.model = completion.model
         traj.turns.append(completion.text)
