@@ -4,7 +4,8 @@
 pipeline fingerprint), reads the ledger so finished seeds cost no teacher request, preloads
 cluster-wide dedup with the questions already written, then hands chunks of seeds to
 ``GenerationWorker`` actors (a few chunks outstanding per worker, so each stays saturated and
-work balances itself). A chunk whose actor dies is handed out again. Ctrl-C asks every worker
+work balances itself), sharing one ``RateLimiter`` actor for the teacher's hosted-API limits.
+A chunk whose actor dies is handed out again. Ctrl-C asks every worker
 to commit what it finished, then stops. Ray does the distribution; this module only decides
 which chunk goes next. Rendering is the caller's (``on_progress``).
 """
@@ -34,6 +35,7 @@ from orchestrator.pipeline import fingerprint
 from orchestrator.records import Record
 from orchestrator.store import OutputStore
 from orchestrator.teacher.pricing import Price, price_for
+from orchestrator.teacher.ratelimit import RateLimiter
 from orchestrator.worker import GenerationWorker
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -126,6 +128,12 @@ def run_job(
         ray.put(build_index(cfg.decontamination)) if cfg.decontamination.enabled else None
     )
     metrics = MetricsHub.remote()
+    limits = cfg.teacher.limits if cfg.teacher else None
+    limiter = (  # one per job: hosted-API limits shared by every worker (teacher/ratelimit.py)
+        RateLimiter.remote(limits.model_dump())
+        if limits is not None and (limits.configured() or limits.learn_from_headers)
+        else None
+    )
     n_workers = max(1, min(run.workers, len(chunks)))
     workers = [
         GenerationWorker.options(num_cpus=run.worker_cpus).remote(
@@ -137,6 +145,7 @@ def run_job(
             api_key,
             near,
             contamination,
+            limiter,
         )  # fmt: skip
         for i in range(n_workers)
     ]
@@ -152,7 +161,7 @@ def run_job(
     finally:
         if not state.interrupted:
             ray.get([w.shutdown.remote() for w in workers])
-        for actor in [*workers, *dedup, *near, metrics]:
+        for actor in [*workers, *dedup, *near, metrics, *([limiter] if limiter else [])]:
             ray.kill(actor)
         if started_ray:
             ray.shutdown()

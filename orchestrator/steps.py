@@ -21,7 +21,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from orchestrator.counters import Counters
 from orchestrator.prompts import PromptTemplate
@@ -31,6 +31,9 @@ from orchestrator.sandbox import ExecResult
 from orchestrator.sandbox.batch import BatchingExecutor
 from orchestrator.stage import Stage, run_chain
 from orchestrator.teacher.client import Completion, TeacherClient
+
+if TYPE_CHECKING:
+    from orchestrator.teacher.ratelimit import LimiterClient
 
 
 @dataclass
@@ -48,6 +51,7 @@ class StepContext:
     rejected: list[Record] = field(default_factory=list)
     side: dict[str, list[Record]] = field(default_factory=dict)  # side split -> records
     in_flight: Gauge = field(default_factory=Gauge)
+    limiter: LimiterClient | None = None  # the job's hosted-API rate limits (None: none)
 
     def for_seed(self) -> StepContext:
         """A context sharing everything but the per-seed outputs (rejected, side splits)."""
@@ -130,24 +134,41 @@ async def ask_teacher(
     seed: int | None = None,
 ) -> Completion:
     """One teacher request under the worker's in-flight slots, counted in ``teacher``. Every
-    step that talks to the teacher goes through here."""
+    step that talks to the teacher goes through here. With a job limiter, the send waits for
+    its grant (1 request + estimated tokens) and the reservation is corrected with ``usage``."""
     if ctx.teacher is None:
         raise RuntimeError("this pipeline needs a teacher but none is configured")
     async with ctx.request_slots:
-        ctx.in_flight.value += 1
-        try:
-            completion = await ctx.teacher.chat(
-                messages, max_tokens=sampling.max_tokens, temperature=sampling.temperature,
-                top_p=sampling.top_p, stop=stop, seed=seed,
-            )  # fmt: skip
-        finally:
-            ctx.in_flight.value -= 1
+        if ctx.limiter is None:
+            completion = await _send(ctx, messages, sampling, stop, seed)
+        else:
+            async with ctx.limiter.reserve(messages, sampling.max_tokens) as grant:
+                completion = await _send(ctx, messages, sampling, stop, seed)
+                grant.usage(completion.prompt_tokens, completion.completion_tokens)
     ctx.counters.add("teacher", "requests")
     ctx.counters.add("teacher", "prompt_tokens", completion.prompt_tokens)
     ctx.counters.add("teacher", "completion_tokens", completion.completion_tokens)
     if completion.finish_reason == "length":
         ctx.counters.add("teacher", "finish:length")
     return completion
+
+
+async def _send(
+    ctx: StepContext,
+    messages: list[dict[str, str]],
+    sampling: SamplingParams,
+    stop: list[str] | None,
+    seed: int | None,
+) -> Completion:
+    assert ctx.teacher is not None
+    ctx.in_flight.value += 1
+    try:
+        return await ctx.teacher.chat(
+            messages, max_tokens=sampling.max_tokens, temperature=sampling.temperature,
+            top_p=sampling.top_p, stop=stop, seed=seed,
+        )  # fmt: skip
+    finally:
+        ctx.in_flight.value -= 1
 
 
 class TeacherStep:

@@ -6,7 +6,9 @@ cluster-wide dedup actors which rows are new, and commits the chunk as one shard
 returns, so a returned chunk is durable. Each seed ends ``accepted`` (rows written),
 ``rejected`` (every item dropped, reasons stored) or ``failed`` (a teacher request failed for
 good; retried on the next run). ``stop()`` makes running chunks commit what finished and return.
-A ``TeacherFatalError`` (bad key) stops the chunk and is reported, not retried.
+A ``TeacherFatalError`` (bad key) stops the chunk and is reported, not retried. Given the job's
+``RateLimiter`` handle, teacher sends wait for its grants and every attempt's rate-limit headers
+and 429s are reported to it (``orchestrator.teacher.ratelimit``).
 
 The driver (``orchestrator.engine``) decides which worker gets which chunk; this actor does not
 schedule, and it renders nothing.
@@ -37,6 +39,7 @@ from orchestrator.stage import Stage
 from orchestrator.steps import FilterStep, StepContext
 from orchestrator.store import Commit, OutputStore
 from orchestrator.teacher.client import TeacherClient, TeacherError, TeacherFatalError
+from orchestrator.teacher.ratelimit import LimiterClient
 
 
 @dataclass
@@ -60,6 +63,7 @@ class GenerationWorker:
         api_key: str | None = None,
         near_actors: list[Any] | None = None,
         contamination: NgramIndex | None = None,
+        limiter: Any = None,
     ) -> None:
         self.name = name
         self.cfg = PipelineConfig.model_validate_json(config_json)
@@ -67,6 +71,7 @@ class GenerationWorker:
         self.dedup = DedupClient(dedup_actors)
         self.metrics = metrics
         self.api_key = api_key
+        self.limiter = limiter
         self.steps = build_steps(self.cfg)
         self.near = NearDedupClient(near_actors, self.cfg.dedup.near) if near_actors else None
         post: list[Stage] = list(self.cfg.format.build())
@@ -83,11 +88,17 @@ class GenerationWorker:
     def _context(self) -> StepContext:
         if self._ctx is None:
             run, teacher = self.cfg.run, self.cfg.teacher
+            client = TeacherClient(teacher, api_key=self.api_key) if teacher else None
+            limiter = None
+            if client is not None and teacher is not None and self.limiter is not None:
+                limiter = LimiterClient(self.limiter, teacher.limits)
+                client.on_attempt = limiter.observe
             self._ctx = StepContext(
-                teacher=TeacherClient(teacher, api_key=self.api_key) if teacher else None,
+                teacher=client,
                 teacher_model=teacher.model if teacher else "",
                 request_slots=asyncio.Semaphore(run.concurrency),
                 executor=BatchingExecutor(Sandbox(self.cfg.sandbox), run.sandbox_concurrency),
+                limiter=limiter,
             )
             self._reporter = asyncio.get_running_loop().create_task(self._report_loop())
         return self._ctx

@@ -18,11 +18,16 @@ What it does:
 
 Errors are classified by exception type and HTTP status code only, never by message text.
 
+When an ``on_attempt`` observer is attached, every HTTP attempt's status, response headers and
+Retry-After hint are handed to it (the job's rate limiter learns ``x-ratelimit-*`` headers and
+429s that way); without one, requests are sent exactly as before.
+
 What it does NOT do: streaming, tools, ``n > 1``, rate limiting or concurrency control (callers
-bound their own in-flight requests), logging request or response bodies, or holding the API key
-anywhere but inside the SDK client: the key is never in settings, ``repr``, logs or exception
-messages. One ``TeacherClient`` should be used from one event loop (the SDK client is created
-lazily on first use, in the loop that uses it).
+bound their own in-flight requests; ``TeacherSettings.limits`` is enforced by
+``orchestrator.teacher.ratelimit``, not here), logging request or response bodies, or holding
+the API key anywhere but inside the SDK client: the key is never in settings, ``repr``, logs or
+exception messages. One ``TeacherClient`` should be used from one event loop (the SDK client is
+created lazily on first use, in the loop that uses it).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timezone
 from typing import Any
@@ -49,7 +55,9 @@ from orchestrator.teacher.errors import TeacherError, TeacherFatalError
 from orchestrator.teacher.pricing import Price
 
 __all__ = [
+    "AttemptObserver",
     "Completion",
+    "RateLimits",
     "RetryAfterWait",
     "TeacherClient",
     "TeacherError",
@@ -70,6 +78,37 @@ _FATAL_KINDS = {401: "unauthorized", 403: "forbidden"}
 _DETAIL_CHARS = 500
 
 
+class RateLimits(pydantic.BaseModel):
+    """Hosted-API limits shared by every actor of a job (None = unlimited); enforced by
+    ``orchestrator.teacher.ratelimit``."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    requests_per_minute: float | None = pydantic.Field(None, gt=0)
+    tokens_per_minute: float | None = pydantic.Field(None, gt=0)  # input + output
+    input_tokens_per_minute: float | None = pydantic.Field(None, gt=0)
+    output_tokens_per_minute: float | None = pydantic.Field(None, gt=0)
+    max_in_flight: int | None = pydantic.Field(None, ge=1)  # job-wide concurrent requests
+    learn_from_headers: bool = True  # x-ratelimit-* response headers fill unset limits
+
+    def configured(self) -> bool:
+        """True when any limit is set explicitly."""
+        return any(
+            v is not None
+            for v in (
+                self.requests_per_minute,
+                self.tokens_per_minute,
+                self.input_tokens_per_minute,
+                self.output_tokens_per_minute,
+                self.max_in_flight,
+            )
+        )
+
+
+# (HTTP status or None for a transport failure, response headers, Retry-After seconds or None)
+AttemptObserver = Callable[[int | None, Mapping[str, str], float | None], None]
+
+
 class TeacherSettings(pydantic.BaseModel):
     """How to reach the teacher. Holds the *name* of the key's environment variable, not the key."""
 
@@ -85,6 +124,7 @@ class TeacherSettings(pydantic.BaseModel):
     backoff_max_s: float = pydantic.Field(60.0, ge=0)
     use_aiohttp: bool = True
     price: Price | None = None  # $/1M tokens; default from orchestrator/teacher/prices.yaml
+    limits: RateLimits = pydantic.Field(default_factory=RateLimits)
 
 
 @dataclass
@@ -196,6 +236,7 @@ class TeacherClient:
         self.base_url = settings.base_url or os.environ.get("OPENAI_BASE_URL") or None
         self._client: openai.AsyncOpenAI | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self.on_attempt: AttemptObserver | None = None  # sees every attempt's status + headers
         self._stats: dict[str, int] = {
             "requests": 0,
             "retries": 0,
@@ -310,10 +351,18 @@ class TeacherClient:
         self, client: openai.AsyncOpenAI, request: dict[str, Any], attempt: int
     ) -> Completion:
         self._bump("requests")
+        observer = self.on_attempt
         try:
-            reply = await client.chat.completions.create(**request)
+            if observer is None:
+                reply = await client.chat.completions.create(**request)
+            else:
+                raw = await client.chat.completions.with_raw_response.create(**request)
+                observer(raw.status_code, raw.headers, None)
+                reply = raw.parse()
         except openai.APIStatusError as exc:
             self._bump(f"status_{exc.status_code}")
+            if observer is not None:
+                observer(exc.status_code, exc.response.headers, retry_after_seconds(exc))
             raise
         except openai.APITimeoutError:
             self._bump("timeout")

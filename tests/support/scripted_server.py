@@ -14,6 +14,8 @@ What it does:
   (stall ``s`` seconds before answering, i.e. past a client's read timeout),
   ``Fault(kind="malformed")`` (200 with a body that is not a chat completion; invalid JSON unless
   ``body=`` says otherwise) and ``Fault(kind="drop")`` (close the connection, no response);
+* adds ``rate_limit_headers`` (e.g. OpenAI's ``x-ratelimit-limit-requests``; a dict, or a
+  callable returning one per response) to chat replies and status faults, when given;
 * sleeps ``latency`` seconds (asyncio, so hundreds of requests wait concurrently) per request;
 * honours ``max_tokens``/``max_completion_tokens`` (truncates to that many words, finish reason
   ``"length"``) and ``stop`` (cuts at the first stop string, finish reason ``"stop"``);
@@ -168,6 +170,7 @@ class ScriptedServer:
         model: str = "scripted-model",
         record_requests: bool = True,
         shutdown_timeout: float = 2.0,
+        rate_limit_headers: dict[str, str] | Callable[[], dict[str, str]] | None = None,
     ) -> None:
         if latency < 0:
             raise ValueError("latency must be >= 0")
@@ -177,6 +180,7 @@ class ScriptedServer:
         self.model = model
         self.record_requests = record_requests
         self._shutdown_timeout = shutdown_timeout
+        self.rate_limit_headers = rate_limit_headers
 
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
@@ -402,7 +406,8 @@ class ScriptedServer:
                 fault = outcome
             else:
                 self._count(200)
-                return web.json_response(self._completion(body, index, str(outcome)))
+                completion = self._completion(body, index, str(outcome))
+                return web.json_response(completion, headers=self._limit_headers())
         return await self._serve_fault(request, body, index, fault)
 
     async def _serve_fault(
@@ -417,6 +422,7 @@ class ScriptedServer:
                 headers["Retry-After"] = ra if isinstance(ra, str) else f"{ra:g}"
             if fault.retry_after_ms is not None:
                 headers["retry-after-ms"] = f"{fault.retry_after_ms:g}"
+            headers.update(self._limit_headers() or {})
             return _error_response(fault.status, f"scripted fault: HTTP {fault.status}", headers)
         if fault.kind == "malformed":
             self._count(200, fault)
@@ -433,6 +439,11 @@ class ScriptedServer:
         if transport is not None:
             transport.abort()
         raise asyncio.CancelledError  # aiohttp treats this as "connection lost"; nothing is sent
+
+    def _limit_headers(self) -> dict[str, str] | None:
+        """``rate_limit_headers`` (a dict, or a callable returning one) for this response."""
+        headers = self.rate_limit_headers
+        return dict(headers() if callable(headers) else headers) if headers else None
 
     def _completion(self, body: dict[str, Any], index: int, text: str) -> dict[str, Any]:
         finish_reason = "stop"

@@ -1,0 +1,372 @@
+"""Hosted-API rate limits shared by every actor of a job: one ``RateLimiter`` Ray actor.
+
+What it does:
+
+* holds one budget per configured (or learned) limit: requests, total tokens, input tokens and
+  output tokens per minute, plus a job-wide cap on requests in flight;
+* grants sends in FIFO order (``acquire``): a send reserves 1 request and an estimate of its
+  tokens, and waits until every budget can pay for it; ``settle`` corrects the reservation with
+  the reply's ``usage`` (refund or extra charge) and frees the in-flight slot, also when the
+  request failed or was cancelled;
+* learns unset limits from OpenAI's ``x-ratelimit-limit-{requests,tokens}`` headers and follows
+  ``x-ratelimit-remaining-*`` / ``x-ratelimit-reset-*`` (no grants for a resource the server says
+  is spent until its reset);
+* after a 429, pauses *all* grants job-wide until the server's Retry-After (or an exponential
+  pause: 1 s doubling to 60 s while 429s keep coming) and empties the buckets, so sends resume at
+  the refill rate instead of as a thundering herd.
+
+Budgets. Each limit is a token bucket whose capacity is one minute's budget, refilled
+continuously at ``limit / 60`` per second (it starts with one second's worth, so a job starts
+smoothly). A bucket alone admits up to twice its limit in one 60 s window (a full bucket plus a
+minute of refill), so each grant is also checked against a sliding log of the charges of the
+last ``WINDOW_S`` seconds (60 s plus a 1 s margin for the time a granted request takes to reach
+the server); charges are corrected in the log too. The log is what guarantees "never more than
+the limit in any minute"; the bucket is what spreads sends over the minute.
+
+Reservation estimate. Input tokens are ``chars / 4`` of the messages; output tokens are the
+request's ``max_tokens``. ``max_tokens`` is an upper bound, so the reservation never
+under-counts the reply (a running average would under-reserve half the time, and an extra charge
+after the fact cannot undo a window already overrun), and it is how OpenAI itself counts a
+request against TPM when the request arrives. The unused part comes back with ``settle`` within
+milliseconds of the reply, so over-reserving only delays sends while requests are in flight.
+
+Why one actor, not per-actor shares. A job-wide actor keeps the budget exact whatever the number
+of workers and however unevenly they send (static shares waste the budget of idle workers and
+cannot pause everyone after a 429). It costs two small actor calls per request (``acquire``
+awaited, ``settle`` fire-and-forget); Ray does ~1.7k such calls/s on 2 cores, and
+``benchmarks/rate_limit.py`` measured 510-580 sequential grant + settle round trips/s from a
+single actor (~31-35k RPM; several workers overlap their calls), beyond the hosted limits this
+is for, while a 600 RPM job costs the limiter ~20 calls/s. Leases (granting a worker a batch
+of sends at once) would cut the calls further but let a worker keep sending during a 429 pause
+or past a learned limit, so they are not used. Without any configured limit, a worker does
+not ask the limiter per request: it only reports rate-limit headers and 429s, and starts asking
+once it saw one or the limiter knows a limit (it checks at most once a second, so a 429 seen by
+another worker reaches it within a second).
+
+What it does NOT do: retry (tenacity in ``TeacherClient`` stays the single retry owner; a retry
+of a request is not gated here), count tokens with a tokenizer, reclaim the in-flight slots of a
+worker that died mid-request, or coordinate several jobs sharing one API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from orchestrator.teacher.client import RateLimits
+
+__all__ = ["Grant", "LimiterClient", "RateLimiter", "estimate_prompt_tokens", "parse_reset"]
+
+WINDOW_S = 61.0  # sliding window checked per grant: a minute plus 1 s of send latency margin
+PAUSE_INITIAL_S = 1.0  # first pause after a 429 without Retry-After
+PAUSE_MAX_S = 60.0
+RESOURCES = ("requests", "tokens", "input_tokens", "output_tokens")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    """Prompt tokens of ``messages`` estimated as characters / 4 (at least 1)."""
+    chars = sum(len(str(m.get("content") or "")) for m in messages)
+    return max(1, chars // 4)
+
+
+def parse_reset(value: str | None) -> float | None:
+    """Seconds in an ``x-ratelimit-reset-*`` header: ``"1s"``, ``"6m0s"``, ``"20ms"``, ``"2.5"``."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    parts = _DURATION.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        return None
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class _Budget:
+    """Bucket (capacity = a minute's budget, continuous refill) plus a sliding charge log."""
+
+    def __init__(self, per_minute: float, now: float) -> None:
+        self.limit = per_minute
+        self.level = per_minute / 60.0  # one second's budget to start
+        self.stamp = now
+        self.log: deque[list[float]] = deque()  # [time, amount]
+        self.window_sum = 0.0
+        self.blocked_until = 0.0  # the server said this resource is spent until then
+
+    def _refill(self, now: float) -> None:
+        if now > self.stamp:  # (the stamp is in the future while a 429 pause lasts)
+            self.level = min(self.limit, self.level + (now - self.stamp) * self.limit / 60.0)
+            self.stamp = now
+        while self.log and self.log[0][0] <= now - WINDOW_S:
+            self.window_sum -= self.log.popleft()[1]
+
+    def wait_for(self, amount: float, now: float) -> float:
+        """Seconds until ``amount`` can be charged (0 = now)."""
+        self._refill(now)
+        amount = min(amount, self.limit)
+        waits = [self.blocked_until - now]
+        if self.level < amount:
+            waits.append((amount - self.level) * 60.0 / self.limit)
+        excess = self.window_sum + amount - self.limit
+        if excess > 1e-9:
+            freed = 0.0
+            for stamp, charged in self.log:
+                freed += charged
+                if freed >= excess:
+                    waits.append(stamp + WINDOW_S - now)
+                    break
+        return max(0.0, *waits)
+
+    def charge(self, amount: float, now: float) -> list[float]:
+        self._refill(now)
+        self.level -= min(amount, self.limit)
+        entry = [now, amount]
+        self.log.append(entry)
+        self.window_sum += amount
+        return entry
+
+    def correct(self, entry: list[float], actual: float, now: float) -> None:
+        self._refill(now)
+        delta = actual - entry[1]
+        self.level = min(self.limit, self.level - delta)
+        if entry[0] > now - WINDOW_S:  # still in the log
+            entry[1] = actual
+            self.window_sum += delta
+
+
+@dataclass
+class _Reservation:
+    amounts: dict[str, float]
+    entries: dict[str, list[float]] = field(default_factory=dict)
+
+
+@ray.remote(num_cpus=0, max_concurrency=10_000)
+class RateLimiter:
+    """The job's limiter actor (see module docstring). Async methods; waiters queue FIFO."""
+
+    def __init__(self, limits: dict[str, Any]) -> None:
+        self.settings = RateLimits.model_validate(limits)
+        now = time.monotonic()
+        s = self.settings
+        configured = {
+            "requests": s.requests_per_minute,
+            "tokens": s.tokens_per_minute,
+            "input_tokens": s.input_tokens_per_minute,
+            "output_tokens": s.output_tokens_per_minute,
+        }
+        self.budgets: dict[str, _Budget] = {
+            k: _Budget(v, now) for k, v in configured.items() if v is not None
+        }
+        self.fixed = {k for k, v in configured.items() if v is not None}
+        self.max_in_flight = s.max_in_flight
+        self.in_flight = 0
+        self.granted: dict[str, _Reservation] = {}
+        self.abandoned: set[str] = set()
+        self.turn = asyncio.Lock()  # FIFO: the head waiter holds it until granted
+        self.released = asyncio.Event()
+        self.paused_until = 0.0
+        self.pause_s = PAUSE_INITIAL_S
+        self.stats_: dict[str, float] = {
+            "grants": 0, "pauses": 0, "max_in_flight_seen": 0, "refunded_tokens": 0,
+            "extra_tokens": 0, "input_tokens": 0, "output_tokens": 0,
+        }  # fmt: skip
+
+    # ----------------------------------------------------------------- worker calls
+    async def active(self) -> bool:
+        """True when grants can wait for anything (a limit, a cap, or a pause)."""
+        return bool(self.budgets) or self.max_in_flight is not None or self.paused_until > 0
+
+    async def acquire(self, grant_id: str, input_tokens: int, output_tokens: int) -> bool:
+        """Wait for the budgets to pay for one request; False if it was abandoned meanwhile."""
+        amounts = {
+            "requests": 1.0,
+            "tokens": float(input_tokens + output_tokens),
+            "input_tokens": float(input_tokens),
+            "output_tokens": float(output_tokens),
+        }
+        async with self.turn:
+            while True:
+                if grant_id in self.abandoned:
+                    self.abandoned.discard(grant_id)
+                    return False
+                now = time.monotonic()
+                wait = self.paused_until - now
+                for name, budget in self.budgets.items():
+                    wait = max(wait, budget.wait_for(amounts[name], now))
+                capped = self.max_in_flight is not None and self.in_flight >= self.max_in_flight
+                if wait <= 0 and not capped:
+                    break
+                self.released.clear()
+                timeout = wait if wait > 0 else None
+                with contextlib.suppress(asyncio.TimeoutError):
+                    # a release (in-flight cap) or a learned limit may change the answer early
+                    await asyncio.wait_for(self.released.wait(), timeout)
+            reservation = _Reservation(amounts)
+            for name, budget in self.budgets.items():
+                reservation.entries[name] = budget.charge(amounts[name], now)
+            self.granted[grant_id] = reservation
+            self.in_flight += 1
+            self.stats_["grants"] += 1
+            self.stats_["max_in_flight_seen"] = max(
+                self.stats_["max_in_flight_seen"], self.in_flight
+            )
+            return True
+
+    async def settle(
+        self, grant_id: str, input_tokens: int | None, output_tokens: int | None
+    ) -> None:
+        """End a request: correct its reservation with ``usage`` (None = no reply: keep the
+        reservation, the server may have counted it) and free its in-flight slot."""
+        reservation = self.granted.pop(grant_id, None)
+        if reservation is None:  # cancelled before it was granted
+            self.abandoned.add(grant_id)
+            self.released.set()
+            return
+        self.in_flight -= 1
+        if input_tokens is not None and output_tokens is not None:
+            now = time.monotonic()
+            actual = {
+                "requests": 1.0,
+                "tokens": float(input_tokens + output_tokens),
+                "input_tokens": float(input_tokens),
+                "output_tokens": float(output_tokens),
+            }
+            delta = actual["tokens"] - reservation.amounts["tokens"]
+            self.stats_["refunded_tokens" if delta < 0 else "extra_tokens"] += abs(delta)
+            self.stats_["input_tokens"] += input_tokens
+            self.stats_["output_tokens"] += output_tokens
+            for name, entry in reservation.entries.items():
+                if name in self.budgets:
+                    self.budgets[name].correct(entry, actual[name], now)
+        self.released.set()
+
+    async def observe(
+        self, status: int | None, headers: dict[str, str], retry_after: float | None
+    ) -> None:
+        """An HTTP attempt's outcome: learn ``x-ratelimit-*`` headers; pause after a 429."""
+        now = time.monotonic()
+        if self.settings.learn_from_headers:
+            self._learn(headers, now)
+        if status == 429:
+            pause = retry_after if retry_after is not None else self.pause_s
+            self.pause_s = (
+                min(PAUSE_MAX_S, self.pause_s * 2) if retry_after is None else self.pause_s
+            )
+            self.paused_until = max(self.paused_until, now + pause)
+            self.stats_["pauses"] += 1
+            for budget in self.budgets.values():  # resume at the refill rate, not in a burst
+                budget._refill(now)
+                budget.level = min(budget.level, 0.0)
+                budget.stamp = max(budget.stamp, self.paused_until)
+        elif status is not None and status < 400:
+            self.pause_s = PAUSE_INITIAL_S
+        self.released.set()
+
+    def _learn(self, headers: Mapping[str, str], now: float) -> None:
+        lower = {k.lower(): v for k, v in headers.items()}
+        for name, suffix in (("requests", "requests"), ("tokens", "tokens")):
+            limit = _number(lower.get(f"x-ratelimit-limit-{suffix}"))
+            if limit is not None and limit > 0 and name not in self.fixed:
+                budget = self.budgets.get(name)
+                if budget is None:
+                    self.budgets[name] = budget = _Budget(limit, now)
+                budget.limit = limit
+            budget = self.budgets.get(name)
+            remaining = _number(lower.get(f"x-ratelimit-remaining-{suffix}"))
+            if budget is None or remaining is None:
+                continue
+            budget._refill(now)
+            budget.level = min(budget.level, remaining)
+            reset = parse_reset(lower.get(f"x-ratelimit-reset-{suffix}"))
+            if remaining < 1 and reset is not None:
+                budget.blocked_until = max(budget.blocked_until, now + reset)
+
+    async def stats(self) -> dict[str, Any]:
+        return {
+            **self.stats_,
+            "in_flight": self.in_flight,
+            "limits": {k: b.limit for k, b in self.budgets.items()},
+            "paused_for_s": max(0.0, self.paused_until - time.monotonic()),
+        }
+
+
+@dataclass
+class Grant:
+    """A granted send; ``usage`` records the reply's tokens for ``settle``."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+    def usage(self, input_tokens: int, output_tokens: int) -> None:
+        self.input_tokens, self.output_tokens = input_tokens, output_tokens
+
+
+class LimiterClient:
+    """Worker-side handle on the job's ``RateLimiter`` (one per worker, used from its loop)."""
+
+    CHECK_EVERY_S = 1.0
+
+    def __init__(self, actor: Any, limits: RateLimits) -> None:
+        self.actor = actor
+        self.active = limits.configured()
+        self.learn = limits.learn_from_headers
+        self._next_check = 0.0
+
+    def observe(
+        self, status: int | None, headers: Mapping[str, str], retry_after: float | None
+    ) -> None:
+        """``TeacherClient.on_attempt`` observer: forwards rate-limit headers and 429s."""
+        relevant = {k: v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")}
+        if status == 429 or (relevant and self.learn):
+            self.active = True
+            self.actor.observe.remote(status, relevant, retry_after)
+
+    async def _is_active(self) -> bool:
+        if not self.active and time.monotonic() >= self._next_check:
+            self._next_check = time.monotonic() + self.CHECK_EVERY_S
+            self.active = bool(await self.actor.active.remote())
+        return self.active
+
+    @contextlib.asynccontextmanager
+    async def reserve(
+        self, messages: list[dict[str, Any]], max_tokens: int
+    ) -> AsyncIterator[Grant]:
+        """Wait for a grant for one request; settle it (usage or not) when the block ends."""
+        grant = Grant()
+        if not await self._is_active():
+            yield grant
+            return
+        grant_id = uuid.uuid4().hex
+        answered = False
+        try:
+            ok = await self.actor.acquire.remote(
+                grant_id, estimate_prompt_tokens(messages), max_tokens
+            )
+            answered = True
+            if not ok:  # only when this request was cancelled while it waited
+                raise asyncio.CancelledError
+            answered = False
+            yield grant
+        finally:  # also on errors and cancellation (fire-and-forget)
+            if not answered:
+                self.actor.settle.remote(grant_id, grant.input_tokens, grant.output_tokens)
