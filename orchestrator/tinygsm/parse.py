@@ -303,11 +303,7 @@ def parse_questions(text: str) -> ParseResult:
     text = text or ""
     if END_OF_QUESTION not in text:
         for part in _split_numbered(text):
-            question = _clean_question(part)
-            if question.endswith("?"):
-                result.items.append(question)
-            elif question:
-                result.errors.append("truncated")
+            _keep_if_complete(_clean_question(part), result)
         if not result.items and not result.errors:
             result.errors.append("no_questions")
         return result
@@ -320,14 +316,18 @@ def parse_questions(text: str) -> ParseResult:
             result.errors.append("empty_question")
     tail = _FENCE_LINE.sub("", parts[-1]).strip()
     if tail and _LABEL.match(tail):
-        question = _clean_question(tail)
-        if question.endswith("?"):
-            result.items.append(question)
-        elif question:
-            result.errors.append("truncated")
+        _keep_if_complete(_clean_question(tail), result)
     if not result.items and not result.errors:
         result.errors.append("no_questions")
     return result
+
+
+def _keep_if_complete(question: str, result: ParseResult) -> None:
+    """An unmarked question counts only if it ends with "?"; otherwise it was cut off."""
+    if question.endswith("?"):
+        result.items.append(question)
+    elif question:
+        result.errors.append("truncated")
 
 
 def _looks_complete(code: str) -> bool:
