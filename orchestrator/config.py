@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from orchestrator.arithmetic.config import ArithmeticConfig
 from orchestrator.decontam import DecontamSettings
@@ -21,15 +21,12 @@ from orchestrator.mumath.config import MuMathConfig
 from orchestrator.near_dedup import NearDedupSettings
 from orchestrator.sandbox import SandboxLimits
 from orchestrator.skywork.config import SkyworkConfig
+from orchestrator.strict import StrictModel
 from orchestrator.teacher.client import TeacherSettings
 from orchestrator.tinygsm.config import TinyGSMConfig
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FilterConfig(_Strict):
+class FilterConfig(StrictModel):
     """TinyGSM's filters: short questions, questions without numbers, non-numeric answers."""
 
     min_question_words: int = Field(8, ge=0)
@@ -37,7 +34,7 @@ class FilterConfig(_Strict):
     max_abs_answer: float = Field(1e15, gt=0)
 
 
-class DedupConfig(_Strict):
+class DedupConfig(StrictModel):
     """Cluster-wide dedup of generated questions: exact (normalised text) then near (MinHash
     LSH). ``against``: earlier mathsynth output dirs whose rows count as already seen."""
 
@@ -46,7 +43,7 @@ class DedupConfig(_Strict):
     against: list[str] = []
 
 
-class RunConfig(_Strict):
+class RunConfig(StrictModel):
     workers: int = Field(2, ge=1, description="Ray generation actors (seed shards)")
     concurrency: int = Field(16, ge=1, description="teacher requests in flight per actor")
     sandbox_concurrency: int = Field(2, ge=1, description="programs executing at once per actor")
@@ -56,7 +53,7 @@ class RunConfig(_Strict):
     limit: int | None = Field(None, ge=1, description="only the first N seeds")
 
 
-class SeedConfig(_Strict):
+class SeedConfig(StrictModel):
     path: str | None = None  # local file or HF dataset id
     hf_config: str | None = None
     split: str = "train"
@@ -64,7 +61,7 @@ class SeedConfig(_Strict):
     answer_field: str | None = None  # auto: answer/solution/gt
 
 
-class PipelineConfig(_Strict):
+class PipelineConfig(StrictModel):
     name: str
     description: str = ""
     kind: Literal["tinygsm", "skywork", "mumath_code", "arithmetic"] = "tinygsm"

@@ -24,11 +24,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from orchestrator.ngram_index import NgramIndex, Rule
 from orchestrator.records import Record
 from orchestrator.stage import Filter
+from orchestrator.strict import StrictModel
 
 PRESETS = {
     "tinygsm": Rule(n=13, strip_numbers=True, mask_names=True),
@@ -37,11 +38,7 @@ PRESETS = {
 ID_FIELDS = ("id", "unique_id", "idx", "task_id")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BenchmarkSource(_Strict):
+class BenchmarkSource(StrictModel):
     """A benchmark test set: a local jsonl/json/parquet file or a Hugging Face dataset id."""
 
     path: str
@@ -54,7 +51,7 @@ class BenchmarkSource(_Strict):
         return self.name or self.path
 
 
-class DecontamSettings(_Strict):
+class DecontamSettings(StrictModel):
     enabled: bool = False
     benchmarks: list[BenchmarkSource] = []
     preset: Literal["tinygsm", "skywork"] = "tinygsm"

@@ -44,7 +44,6 @@ class Gauge:
 @dataclass
 class StepContext:
     teacher: TeacherClient | None
-    teacher_model: str
     request_slots: asyncio.Semaphore
     executor: BatchingExecutor
     counters: Counters = field(default_factory=Counters)

@@ -95,7 +95,6 @@ class GenerationWorker:
                 client.on_attempt = limiter.observe
             self._ctx = StepContext(
                 teacher=client,
-                teacher_model=teacher.model if teacher else "",
                 request_slots=asyncio.Semaphore(run.concurrency),
                 executor=BatchingExecutor(Sandbox(self.cfg.sandbox), run.sandbox_concurrency),
                 limiter=limiter,

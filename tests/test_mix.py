@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def arith_dir(tmp_path: Path) -> Path:
     """A mathsynth output directory written by the arithmetic step and the real store."""
-    ctx = StepContext(teacher=None, teacher_model="", request_slots=asyncio.Semaphore(1),
+    ctx = StepContext(teacher=None, request_slots=asyncio.Semaphore(1),
                       executor=None, counters=Counters())  # type: ignore[arg-type]  # fmt: skip
     shard = Record(id="shard0", question="arithmetic shard 0", meta={"shard": 0, "count": 300})
     records = asyncio.run(GenerateShard(ArithmeticConfig()).arun([shard], ctx))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from orchestrator.strict import StrictModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TaskMix(_Strict):
+class TaskMix(StrictModel):
     """Relative weights of the task types (need not sum to 1; 0 turns one off)."""
 
     add: float = Field(1.0, ge=0)
@@ -29,7 +27,7 @@ class TaskMix(_Strict):
         return [(k, float(v)) for k, v in self.model_dump().items() if v > 0]
 
 
-class Digits(_Strict):
+class Digits(StrictModel):
     """Largest operand sizes in digits (lengths are drawn uniformly from 1..max, then a value
     uniformly among numbers of that length: log-uniform values)."""
 
@@ -41,7 +39,7 @@ class Digits(_Strict):
     div_nm_divisor: int = Field(6, ge=2, le=32)
 
 
-class Noise(_Strict):
+class Noise(StrictModel):
     """Probabilities of surface noise in the instructions."""
 
     word_form: float = Field(0.3, ge=0, le=1, description="'plus', 'times', 'divided by' ...")
@@ -49,7 +47,7 @@ class Noise(_Strict):
     spacing: float = Field(0.3, ge=0, le=1, description="operators without or with extra spaces")
 
 
-class ArithmeticConfig(_Strict):
+class ArithmeticConfig(StrictModel):
     """Goat-style arithmetic set: no teacher, exact answers, reproducible from ``seed``."""
 
     seed: int = 0

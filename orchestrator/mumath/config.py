@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from orchestrator.sampling import SamplingParams
+from orchestrator.strict import StrictModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class MuMathAugmentations(_Strict):
+class MuMathAugmentations(StrictModel):
     """How many questions of each kind one seed yields (0 turns a kind off)."""
 
     original: int = Field(1, ge=0, le=1, description="the seed question itself")
@@ -24,7 +21,7 @@ class MuMathAugmentations(_Strict):
     bf_trans: int = Field(1, ge=0, le=10, description="backward question made forward")
 
 
-class MuMathTemplates(_Strict):
+class MuMathTemplates(StrictModel):
     rephrase: str = "mumath_code/rephrase"
     alter_expression: str = "mumath_code/alter_expression"
     alter_harder: str = "mumath_code/alter_harder"
@@ -33,7 +30,7 @@ class MuMathTemplates(_Strict):
     solve_cot: str = "mumath_code/solve_cot"
 
 
-class MuMathConfig(_Strict):
+class MuMathConfig(StrictModel):
     """MuMath-Code: multi-perspective question augmentation + code-nested solutions."""
 
     # code: stage-2 data (reasoning with executed ```python blocks); cot: stage-1 data.

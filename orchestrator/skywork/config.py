@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from orchestrator.sampling import SamplingParams
+from orchestrator.strict import StrictModel
 
 EvolMove = Literal["same_difficulty", "add_constraints", "deepen", "concretize", "more_reasoning"]
 EVOL_MOVES: tuple[EvolMove, ...] = (
@@ -18,11 +19,7 @@ EVOL_MOVES: tuple[EvolMove, ...] = (
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Weights(_Strict):
+class _Weights(StrictModel):
     @model_validator(mode="after")
     def _some_weight(self) -> _Weights:
         if sum(self.model_dump().values()) <= 0:
@@ -50,14 +47,14 @@ class MetaMathMix(_Weights):
     answer_augmentation: float = Field(1.0, ge=0)
 
 
-class SkyworkTemplates(_Strict):
+class SkyworkTemplates(StrictModel):
     rephrase: str = "skywork/rephrase"
     evol_instruct: str = "skywork/evol_instruct"
     self_correction: str = "skywork/self_correction"
     solve: str = "skywork/solve"
 
 
-class SkyworkConfig(_Strict):
+class SkyworkConfig(StrictModel):
     """Skywork-Math two-stage synthesis (MetaMath + Evol-Instruct + self-correction)."""
 
     stage: Literal[1, 2] = 1

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from orchestrator.sampling import SamplingParams
+from orchestrator.strict import StrictModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TinyGSMTemplates(_Strict):
+class TinyGSMTemplates(StrictModel):
     one_step: str = "tinygsm/one_step"
     two_step_questions: str = "tinygsm/two_step_questions"
     two_step_gsm_ic: str = "tinygsm/two_step_gsm_ic"
     two_step_program: str = "tinygsm/two_step_program"
 
 
-class VerifierDataConfig(_Strict):
+class VerifierDataConfig(StrictModel):
     """TinyGSM's verifier training data: ``samples`` labelled programs per seed (side split)."""
 
     enabled: bool = False
@@ -30,7 +27,7 @@ class VerifierDataConfig(_Strict):
     pseudo_answer_threshold: float = Field(0.5, gt=0, le=1)
 
 
-class TinyGSMConfig(_Strict):
+class TinyGSMConfig(StrictModel):
     """TinyGSM generation: one-step (Fig. 3) or two-step (Figs. 7-9) synthesis."""
 
     method: Literal["one-step", "two-step"] = "one-step"

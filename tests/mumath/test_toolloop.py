@@ -30,7 +30,7 @@ def run_loop(
     async def go(base_url: str) -> tuple[Trajectory, Any]:
         settings = TeacherSettings(base_url=base_url, model="scripted", max_attempts=1)
         ctx = StepContext(
-            teacher=TeacherClient(settings), teacher_model="scripted",
+            teacher=TeacherClient(settings),
             request_slots=asyncio.Semaphore(4),
             executor=BatchingExecutor(Sandbox(SandboxLimits(wall_time_s=3, cpu_time_s=3)), 2),
         )  # fmt: skip

@@ -56,7 +56,7 @@ def test_plan_follows_the_weights_per_seed_and_overall() -> None:
 
 
 def run_plan(cfg: SkyworkConfig, records: list[Record]) -> tuple[list[Record], StepContext]:
-    ctx = StepContext(teacher=None, teacher_model="", request_slots=asyncio.Semaphore(1),
+    ctx = StepContext(teacher=None, request_slots=asyncio.Semaphore(1),
                       executor=None, counters=Counters())  # type: ignore[arg-type]  # fmt: skip
     return asyncio.run(PlanAugmentations(cfg).arun(records, ctx)), ctx
 

@@ -41,7 +41,6 @@ class Caller:
         """Send ``prompts`` (in order) until done or ``seconds`` pass; returns replies seen."""
         ctx = StepContext(
             teacher=self.client,
-            teacher_model="m",
             request_slots=asyncio.Semaphore(self.concurrency),
             executor=None,  # type: ignore[arg-type]  # no sandbox needed
             limiter=self.limiter,
