@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.config import (
@@ -33,10 +35,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split
 console = Console(stderr=True)
 out = Console()
 DEMO_SEEDS = "demo.jsonl"
+OUT_HELP = "output dataset: a directory or an fsspec URL (s3://bucket/prefix, gs://...)"
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error:[/] {message}", highlight=False)
+    # escaped: messages hold brackets that are not markup, e.g. pip install 'mathsynth[vllm]'
+    console.print(f"[red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -50,6 +54,12 @@ def build_config(pipeline: str, overrides: dict[str, Any]) -> tuple[PipelineConf
         return validate_pipeline(data, path, node), False
     teacher = data.setdefault("teacher", {}) or {}
     data["teacher"] = teacher
+    gpus = teacher.pop("gpus", None)  # --gpus N: N // tensor_parallel_size vLLM replicas
+    if teacher.get("kind") == "vllm":
+        _vllm_replicas(teacher, gpus, path)
+        return validate_pipeline(data, path, node), False
+    if gpus is not None:
+        raise ConfigError("--gpus starts vLLM replicas: use it with --teacher vllm")
     teacher.setdefault("base_url", os.environ.get("OPENAI_BASE_URL"))
     builtin = not teacher.get("base_url") and not teacher.get("model")
     if teacher.get("base_url") and not teacher.get("model"):
@@ -59,9 +69,22 @@ def build_config(pipeline: str, overrides: dict[str, Any]) -> tuple[PipelineConf
     return validate_pipeline(data, path, node), builtin
 
 
+def _vllm_replicas(teacher: dict[str, Any], gpus: int | None, path: Path) -> None:
+    """Checks for ``teacher.kind: vllm`` (mathsynth serves the model itself), and ``--gpus``."""
+    if not teacher.get("model"):
+        raise ConfigError(f"{path}: teacher kind 'vllm' needs the model to serve (--model)")
+    if teacher.get("base_url"):
+        raise ConfigError(f"{path}: teacher kind 'vllm' starts its own servers; drop base_url")
+    if gpus is not None:
+        tp = int(teacher.get("tensor_parallel_size", 1))
+        if gpus < tp:
+            raise ConfigError(f"--gpus {gpus} is fewer than tensor_parallel_size {tp}")
+        teacher["replicas"] = gpus // tp
+
+
 def _run(
-    cfg: PipelineConfig, builtin: bool, seeds_spec: str | None, out_dir: Path,
-    allow_config_change: bool, progress: bool,
+    cfg: PipelineConfig, builtin: bool, seeds_spec: str | None, out_dir: str,
+    allow_config_change: bool, progress: bool, json_events: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     from orchestrator.engine import run_job
     from orchestrator.progress import ProgressDisplay
@@ -82,12 +105,20 @@ def _run(
             f"(teacher {cfg.teacher.model if cfg.teacher else 'none'}, {cfg.run.workers} workers x "
             f"{cfg.run.concurrency} in flight)", highlight=False,
         )  # fmt: skip
-        display = stack.enter_context(ProgressDisplay(console)) if progress else None
-        return run_job(
+        mode = "json" if json_events else "auto"  # --json: one progress event per line
+        display = (
+            stack.enter_context(ProgressDisplay(console, mode=mode))
+            if progress or json_events
+            else None
+        )
+        summary = run_job(
             cfg, seeds, out_dir, api_key=api_key,
             on_progress=display.update if display else None,
             allow_config_change=allow_config_change,
         )  # fmt: skip
+        if display is not None:
+            display.finish(summary)
+        return summary
 
 
 def _dry_run(cfg: PipelineConfig, seeds_spec: str | None, sample: int) -> dict[str, Any]:
@@ -125,25 +156,38 @@ def print_summary(summary: dict[str, Any], title: str = "run summary") -> None:
     out.print(table)
 
 
-def _execute(pipeline: str, overrides: dict[str, Any], seeds: str | None, out_dir: Path,
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _execute(pipeline: str, overrides: dict[str, Any], seeds: str | None, out_dir: str,
              allow_config_change: bool, progress: bool,
-             dry_run: int | None = None) -> dict[str, Any]:  # fmt: skip
+             dry_run: int | None = None, json_events: bool = False) -> dict[str, Any]:  # fmt: skip
     from orchestrator.engine import FatalRunError
+    from orchestrator.sealed_env import SealError, unseal_environ
+    from orchestrator.storage import StorageError
+    from orchestrator.store import OutputStore
     from orchestrator.teacher.local_cpu import LocalTeacherError
 
+    # `ray job stop` sends SIGTERM: stop like Ctrl-C, so workers commit what they finished.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
+        unseal_environ()  # secrets sent sealed by `mathsynth submit` (sealed_env.py)
         cfg, builtin = build_config(pipeline, overrides)
         if dry_run is not None:
             return _dry_run(cfg, seeds, dry_run)
-        summary = _run(cfg, builtin, seeds, out_dir, allow_config_change, progress)
-    except (ConfigError, SeedError, FileNotFoundError, LocalTeacherError) as err:
+        OutputStore(out_dir)  # an unusable --out fails here, before a teacher is started
+        summary = _run(cfg, builtin, seeds, out_dir, allow_config_change, progress, json_events)
+    except (ConfigError, SeedError, FileNotFoundError, LocalTeacherError, StorageError,
+            SealError) as err:  # fmt: skip
         raise _fail(str(err)) from None
     except FatalRunError as err:
         raise _fail(f"run stopped: {err}", code=1) from None
     except KeyboardInterrupt:
         console.print(f"interrupted: committed work is in {out_dir}; run again to resume")
         raise typer.Exit(130) from None
-    print_summary(summary)
+    if not json_events:  # --json: the summary was the last event
+        print_summary(summary)
     return summary
 
 
@@ -153,7 +197,7 @@ def run(
     seeds: Annotated[
         str | None, typer.Option(help="seed file, seeds/ name or HF dataset id")
     ] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="output dataset directory")] = Path("out"),
+    out_dir: Annotated[str, typer.Option("--out", help=OUT_HELP)] = "out",
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL")] = None,
     model: Annotated[str | None, typer.Option(help="teacher model name")] = None,
     limit: Annotated[int | None, typer.Option(help="only the first N seeds")] = None,
@@ -161,10 +205,21 @@ def run(
     concurrency: Annotated[int | None, typer.Option(help="requests in flight per actor")] = None,
     method: Annotated[str | None, typer.Option(help="TinyGSM method: one-step|two-step")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="env var holding the API key")] = None,
+    teacher: Annotated[
+        str | None,
+        typer.Option(help="teacher kind: openai | vllm (start vLLM replicas) | openai-batch"),
+    ] = None,
+    gpus: Annotated[
+        int | None,
+        typer.Option(help="--teacher vllm: GPUs to use (gpus // tensor_parallel_size replicas)"),
+    ] = None,
     allow_config_change: Annotated[
         bool, typer.Option(help="resume into a dir written by another config")
     ] = False,
     progress: Annotated[bool, typer.Option(help="live progress display")] = True,
+    json_events: Annotated[
+        bool, typer.Option("--json", help="print one JSON progress event per line to stdout")
+    ] = False,
     decontaminate: Annotated[
         bool | None, typer.Option(help="override decontamination.enabled of the pipeline")
     ] = None,
@@ -175,22 +230,26 @@ def run(
 ) -> None:
     """Run a pipeline: seeds in, a verified dataset out (resumes if --out has data)."""
     overrides = {
-        "teacher": {"base_url": base_url, "model": model, "api_key_env": api_key_env},
+        "teacher": {
+            "base_url": base_url,
+            "model": model,
+            "api_key_env": api_key_env,
+            "kind": teacher,
+            "gpus": gpus,
+        },
         "run": {"limit": limit, "workers": workers, "concurrency": concurrency},
         "tinygsm": {"method": method},
         "decontamination": {"enabled": decontaminate},
     }
     _execute(
         pipeline, overrides, seeds, out_dir, allow_config_change, progress,
-        dry_run_seeds if dry_run else None,
+        dry_run_seeds if dry_run else None, json_events=json_events,
     )  # fmt: skip
 
 
 @app.command()
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="output dataset directory")] = Path(
-        "demo-out"
-    ),
+    out_dir: Annotated[str, typer.Option("--out", help=OUT_HELP)] = "demo-out",
     limit: Annotated[int, typer.Option(help="seed problems to use")] = 8,
 ) -> None:
     """Offline demo: bundled seeds through TinyGSM with the built-in CPU teacher."""
@@ -214,17 +273,20 @@ def demo(
 
 @app.command()
 def show(
-    out_dir: Annotated[Path, typer.Argument(help="a mathsynth output directory")],
+    out_dir: Annotated[str, typer.Argument(help="a mathsynth output directory or URL")],
     rows: Annotated[int, typer.Option(help="rows to print")] = 5,
 ) -> None:
     """Load a dataset with ``datasets`` and print its size and a few rows."""
     import datasets
 
-    files = sorted((out_dir / "data").glob("train-*.parquet"))
+    from orchestrator.store import OutputStore
+
+    store = OutputStore(out_dir)
+    files = [store.uri(f) for f in store.committed_files()]
     if not files:
         out.print(f"{out_dir}: no rows were accepted (see summary.json and rejected/)")
         return
-    ds = datasets.load_dataset("parquet", data_files=[str(f) for f in files], split="train")
+    ds = datasets.load_dataset("parquet", data_files=files, split="train")
     out.print(f"[bold]{out_dir}[/]: {ds.num_rows} rows, columns {ds.column_names}")
     for row in ds.select(range(min(rows, ds.num_rows))):
         out.print(f"\n[bold]Q:[/] {row['question']}\n[bold]answer:[/] {row['answer']}")
@@ -234,14 +296,15 @@ def show(
 
 @app.command()
 def stats(
-    out_dir: Annotated[Path, typer.Argument(help="a mathsynth output directory")],
+    out_dir: Annotated[str, typer.Argument(help="a mathsynth output directory or URL")],
     reason: Annotated[str | None, typer.Option(help="show dropped rows with this reason")] = None,
     rows: Annotated[int, typer.Option(help="rows to show with --reason")] = 5,
 ) -> None:
     """The funnel of DIR over all its runs: seeds by outcome, rows kept, drops by reason."""
     from orchestrator.stats import funnel, rejected_rows
+    from orchestrator.store import OutputStore
 
-    if not (out_dir / "data").is_dir():
+    if not OutputStore(out_dir).is_output():
         raise _fail(f"{out_dir}: not a mathsynth output directory (no data/)")
     info = funnel(out_dir)
     table = Table("stage", "reason", "dropped", title=f"{out_dir}: funnel")
@@ -284,6 +347,60 @@ def mix(
     except MixError as err:
         raise _fail(str(err)) from None
     print_summary(summary, title="mix")
+
+
+@app.command()
+def submit(
+    run_args: Annotated[
+        list[str], typer.Argument(help="arguments of `mathsynth run`, after --", show_default=False)
+    ],
+    address: Annotated[
+        str | None, typer.Option(help="Ray dashboard, e.g. http://127.0.0.1:8265 (RAY_ADDRESS)")
+    ] = None,
+    working_dir: Annotated[str, typer.Option(help="directory shipped to the job")] = ".",
+    pip: Annotated[list[str], typer.Option(help="pip package for the job (repeatable)")] = [],  # noqa: B006
+    env_var: Annotated[
+        list[str], typer.Option(help="env var passed to the job, sealed (repeatable)")
+    ] = [],  # noqa: B006
+    submission_id: Annotated[
+        str | None, typer.Option(help="job id (default: from the command)")
+    ] = None,
+    no_watch: Annotated[
+        bool, typer.Option("--no-watch", help="print the job id and return")
+    ] = False,
+) -> None:
+    """Run `mathsynth run ARGS` as a Ray job on a cluster and follow it (Ctrl-C stops it)."""
+    from orchestrator.submit import SubmitError, SubmitOptions, submit_job
+
+    run_params = typer.main.get_command(app).commands["run"].params  # type: ignore[attr-defined]
+    has_json = any("--json" in p.opts for p in run_params)
+    opts = SubmitOptions(run_args, address, working_dir or None, pip, env_var, submission_id,
+                         watch=not no_watch)  # fmt: skip
+    try:
+        code = submit_job(opts, console, "--json" if has_json else "--no-progress")
+    except SubmitError as err:
+        raise _fail(str(err)) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def watch(
+    target: Annotated[str, typer.Argument(help="a Ray job id (with --address) or an output dir")],
+    address: Annotated[
+        str | None, typer.Option(help="Ray dashboard, e.g. http://HOST:8265 (RAY_ADDRESS)")
+    ] = None,
+    json_events: Annotated[bool, typer.Option("--json", help="print JSON events")] = False,
+) -> None:
+    """Follow a running job live (the same view `run` shows); exits when the job ends."""
+    from orchestrator.watch import WatchError, watch_target
+
+    try:
+        code, summary = watch_target(target, address, json_events, console)
+    except WatchError as err:
+        raise _fail(str(err)) from None
+    if summary is not None and not json_events:
+        print_summary(summary)
+    raise typer.Exit(code)
 
 
 @app.command()

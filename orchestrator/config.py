@@ -50,6 +50,12 @@ class RunConfig(StrictModel):
     commit_every_seeds: int = Field(8, ge=1, description="seeds per committed parquet shard")
     dedup_actors: int = Field(1, ge=1, description="exact-dedup shards (by hash)")
     worker_cpus: float = Field(1.0, gt=0)
+    # Placement (orchestrator.placement): workers ask for CPUs (never GPUs) plus these custom
+    # resources, so nodes that do not offer them (teacher nodes) never host a worker.
+    worker_resources: dict[str, float] = Field(
+        default_factory=dict, description="custom Ray resources per worker, e.g. {worker: 1}"
+    )
+    spread_workers: bool = Field(True, description="Ray SPREAD: workers over as many nodes")
     limit: int | None = Field(None, ge=1, description="only the first N seeds")
 
 

@@ -12,9 +12,10 @@ which chunk goes next. Rendering is the caller's (``on_progress``).
 
 from __future__ import annotations
 
-import json
 import math
 import os
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,15 +26,21 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError
 
+from orchestrator.actor_state import ClusterState
 from orchestrator.config import PipelineConfig
 from orchestrator.counters import Counters
 from orchestrator.decontam import build_index
 from orchestrator.dedup import DedupClient, ExactDedup
-from orchestrator.metrics import MetricsHub
+from orchestrator.metrics import start_hub
 from orchestrator.near_dedup import NearDedupClient, start_near_dedup
 from orchestrator.pipeline import fingerprint
+from orchestrator.placement import on_driver_node, worker_options
+from orchestrator.progress import ProgressFile
 from orchestrator.records import Record
+from orchestrator.recovery import WorkerHealth, uncommitted, worker_died
 from orchestrator.store import OutputStore
+from orchestrator.teacher.launch import TeacherSetupError
+from orchestrator.teacher.pool import ReplicaPool
 from orchestrator.teacher.pricing import Price, price_for
 from orchestrator.teacher.ratelimit import RateLimiter
 from orchestrator.worker import GenerationWorker
@@ -52,21 +59,23 @@ class JobState:
     chunks_total: int
     outcomes: dict[str, int] = field(default_factory=dict)
     requeued_chunks: int = 0
+    chunks_by_node: dict[str, int] = field(default_factory=dict)
     fatal: str | None = None
     interrupted: bool = False
+    job: dict[str, Any] = field(default_factory=dict)  # pipeline, out: for the dashboard
+    cluster: ClusterState | None = None  # per-actor/node state for the dashboard
 
 
 def _check_fingerprint(store: OutputStore, cfg: PipelineConfig, allow_change: bool) -> None:
-    path = store.root / "_mathsynth" / "run.json"
     current = {"pipeline": cfg.name, "fingerprint": fingerprint(cfg)}
-    if path.exists() and not allow_change:
-        previous = json.loads(path.read_text())
-        if previous.get("fingerprint") != current["fingerprint"] and store.committed_files():
-            raise FatalRunError(
-                f"{store.root} holds data from a different pipeline configuration "
-                f"({previous.get('pipeline')}, fingerprint {previous.get('fingerprint')} != "
-                f"{current['fingerprint']}); use another --out, or --allow-config-change to mix"
-            )
+    previous = store.read_json("_mathsynth/run.json")
+    changed = previous is not None and previous.get("fingerprint") != current["fingerprint"]
+    if changed and not allow_change and store.committed_files():
+        raise FatalRunError(
+            f"{store.url} holds data from a different pipeline configuration "
+            f"({previous.get('pipeline')}, fingerprint {previous.get('fingerprint')} != "
+            f"{current['fingerprint']}); use another --out, or --allow-config-change to mix"
+        )
     store.write_json("_mathsynth/run.json", current)
 
 
@@ -78,16 +87,33 @@ def _earlier_rows(out_dir: str) -> list[tuple[str, str]]:
     return store.read_ledger().questions
 
 
+def _storage_env(store: OutputStore) -> dict[str, Any]:
+    """Actor options giving workers on every node the driver's storage settings (``AWS_*``,
+    ``FSSPEC_*``, ...; ``orchestrator.storage``): they open ``--out`` as the driver does."""
+    env = store.worker_env()
+    return {"runtime_env": {"env_vars": env}} if env else {}
+
+
 def ensure_ray(num_cpus: int | None = None) -> bool:
     """Connect to RAY_ADDRESS if set, else start a local Ray on loopback. True if started here."""
     if ray.is_initialized():
         return False
     address = os.environ.get("RAY_ADDRESS")
     kwargs: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": True}
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)
+        # address="local": a private Ray, never a cluster some other process started here
+        # (RAY_ADDRESS=auto joins that one; Ray Jobs set RAY_ADDRESS for their drivers).
+        ray.init(
+            address="local", num_cpus=num_cpus, include_dashboard=False,
+            _node_ip_address="127.0.0.1", **kwargs,
+        )  # fmt: skip
+    # ray.init makes SIGTERM a sys.exit; keep the caller's handler (the CLI stops like Ctrl-C
+    # on it, which is what `ray job stop` sends a job's driver).
+    if callable(on_sigterm) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)
     return True
 
 
@@ -104,8 +130,12 @@ def run_job(
     on_progress: ProgressFn | None = None,
     allow_config_change: bool = False,
     poll_s: float = 0.5,
+    telemetry: bool = True,
 ) -> dict[str, Any]:
-    """Run the pipeline over ``seeds`` into ``out_dir``; returns (and writes) the summary."""
+    """Run the pipeline over ``seeds`` into ``out_dir``; returns (and writes) the summary.
+
+    ``telemetry``: export counters to ``ray.util.metrics``, keep ``_mathsynth/progress.json``
+    and per-actor state for ``mathsynth watch`` (off only to measure its overhead)."""
     started = time.time()
     store = OutputStore(out_dir)
     store.prepare()
@@ -118,60 +148,105 @@ def run_job(
     state = JobState(len(seeds), len(seeds) - len(pending), len(chunks))
 
     started_ray = ensure_ray()
+    teacher_pool = _start_teacher_pool(cfg, started_ray)  # kind vllm: replicas before workers
     seen = ledger.questions + [q for d in cfg.dedup.against for q in _earlier_rows(d)]
-    dedup = [ExactDedup.remote() for _ in range(run.dedup_actors)]
+    pinned = on_driver_node()  # job state lives with the driver (orchestrator.placement)
+    dedup = [ExactDedup.options(**pinned).remote() for _ in range(run.dedup_actors)]
     DedupClient(dedup).preload(seen)
-    near = start_near_dedup(cfg.dedup.near) if cfg.dedup.near.enabled else []
+    near = start_near_dedup(cfg.dedup.near, pinned) if cfg.dedup.near.enabled else []
     if near:
         NearDedupClient(near, cfg.dedup.near).preload(seen)
     contamination = (
         ray.put(build_index(cfg.decontamination)) if cfg.decontamination.enabled else None
     )
-    metrics = MetricsHub.remote()
-    limits = cfg.teacher.limits if cfg.teacher else None
+    try:  # named per output dir: ``mathsynth watch`` and other drivers find it
+        metrics = start_hub(store.url, export=telemetry, options=pinned)
+    except ValueError as err:
+        raise FatalRunError(f"another live run is writing into {store.url}: {err}") from None
+    limits = cfg.teacher.limits if cfg.teacher and cfg.teacher.kind != "openai-batch" else None
     limiter = (  # one per job: hosted-API limits shared by every worker (teacher/ratelimit.py)
-        RateLimiter.remote(limits.model_dump())
+        RateLimiter.options(**pinned).remote(limits.model_dump())
         if limits is not None and (limits.configured() or limits.learn_from_headers)
         else None
     )
     n_workers = max(1, min(run.workers, len(chunks)))
     workers = [
-        GenerationWorker.options(num_cpus=run.worker_cpus).remote(
+        GenerationWorker.options(**worker_options(run), **_storage_env(store)).remote(
             f"worker-{i}",
             cfg.model_dump_json(),
-            str(store.root),
+            store.url,
             dedup,
             metrics,
             api_key,
             near,
             contamination,
             limiter,
+            teacher_pool=teacher_pool.supervisor if teacher_pool else None,
         )  # fmt: skip
         for i in range(n_workers)
     ]
-    per_worker = max(2, math.ceil(2 * run.concurrency / run.commit_every_seeds))
+    batched = cfg.teacher is not None and cfg.teacher.kind == "openai-batch"
+    target = cfg.teacher.batch.max_requests if batched and cfg.teacher else run.concurrency
+    per_worker = max(2, math.ceil(2 * target / run.commit_every_seeds))  # chunks in flight
     price = price_for(cfg.teacher.model, cfg.teacher.price) if cfg.teacher else None
     snapshot: dict[str, Any] = {}
+    state.job = {"pipeline": cfg.name, "out": store.url}
+    sink = _progress_sink(on_progress, ProgressFile(store).update if telemetry else None)
+    if telemetry:
+        state.cluster = ClusterState({f"worker-{i}": w for i, w in enumerate(workers)})
     try:
         snapshot = _dispatch(
-            workers, chunks, per_worker, metrics, state, on_progress, poll_s, price
+            workers, chunks, per_worker, metrics, state, sink, poll_s, price, store
         )
     except KeyboardInterrupt:
         snapshot = ray.get(metrics.snapshot.remote(), timeout=10)
     finally:
-        if not state.interrupted:
-            ray.get([w.shutdown.remote() for w in workers])
+        if not state.interrupted:  # (a worker that cannot come back does not answer)
+            closing = [w.shutdown.remote() for w in workers]
+            ray.wait(closing, num_returns=len(closing), timeout=10)
         for actor in [*workers, *dedup, *near, metrics, *([limiter] if limiter else [])]:
             ray.kill(actor)
+        store.cleanup()  # rejected/side files of commits a dead worker never finished
+        replicas = _stop_teacher_pool(teacher_pool, snapshot)
         if started_ray:
             ray.shutdown()
     summary = build_summary(state, snapshot, store, time.time() - started, price)
+    if replicas is not None:
+        summary["teacher_replicas"] = replicas
     store.write_json("summary.json", summary)
+    if sink is not None:
+        done = "interrupted" if state.interrupted else "failed" if state.fatal else "finished"
+        sink({**_progress_view(snapshot, state, price), "state": done, "summary": summary})
     if state.interrupted:
         raise KeyboardInterrupt
     if state.fatal:
         raise FatalRunError(state.fatal)
     return summary
+
+
+def _start_teacher_pool(cfg: PipelineConfig, started_ray: bool) -> ReplicaPool | None:
+    """``teacher.kind: vllm``: start the replicas (returns once one is healthy)."""
+    if cfg.teacher is None or cfg.teacher.kind != "vllm":
+        return None
+    try:
+        return ReplicaPool(cfg.teacher).start()
+    except TeacherSetupError as err:
+        if started_ray:
+            ray.shutdown()
+        raise FatalRunError(f"the teacher replicas did not start: {err}") from None
+
+
+def _stop_teacher_pool(pool: ReplicaPool | None, snapshot: dict[str, Any]) -> Any:
+    """Stop the replicas; their state and the workers' re-send counts, for the summary."""
+    if pool is None:
+        return None
+    try:
+        status = pool.status()
+    except ray.exceptions.RayError:  # the supervisor is gone; shutdown still kills replicas
+        status = []
+    pool.shutdown()
+    counts = snapshot.get("counters", {}).get("teacher_replicas", {})
+    return {"replicas": status, **counts}
 
 
 def _dispatch(
@@ -183,30 +258,46 @@ def _dispatch(
     on_progress: ProgressFn | None,
     poll_s: float,
     price: Price | None,
+    store: OutputStore,
 ) -> dict[str, Any]:
     outstanding: dict[Any, tuple[int, list[dict[str, Any]]]] = {}
     load = [0] * len(workers)
+    health = WorkerHealth(workers)  # died workers get no chunk until restarted
     last_poll = 0.0
     snapshot: dict[str, Any] = {}
     try:
         while (chunks and state.fatal is None) or outstanding:
-            while chunks and state.fatal is None and min(load) < per_worker:
-                i = load.index(min(load))
+            while chunks and state.fatal is None and (usable := health.usable()):
+                i = min(usable, key=load.__getitem__)
+                if load[i] >= per_worker:
+                    break
                 chunk = chunks.popleft()
                 outstanding[workers[i].run_chunk.remote(chunk)] = (i, chunk)
                 load[i] += 1
-            ready, _ = ray.wait(list(outstanding), num_returns=1, timeout=poll_s)
+            if health.all_lost():
+                raise FatalRunError("every generation worker is gone (restarts used up)")
+            ready: list[Any] = []
+            if outstanding:
+                ready, _ = ray.wait(list(outstanding), num_returns=1, timeout=poll_s)
+            else:  # every worker is being restarted
+                time.sleep(poll_s)
             for ref in ready:
                 i, chunk = outstanding.pop(ref)
                 load[i] -= 1
                 try:
                     result = ray.get(ref)
                 except RayActorError as err:
+                    if not worker_died(err):  # a job-state actor it called is gone
+                        raise FatalRunError(f"a job actor died: {err}") from err
                     state.requeued_chunks += 1
+                    health.died(i)
                     if state.requeued_chunks > 2 * state.chunks_total + len(workers):
                         raise FatalRunError(f"workers keep dying; last error: {err}") from err
-                    chunks.appendleft(chunk)
+                    if rest := uncommitted(chunk, store):  # orchestrator.recovery
+                        chunks.appendleft(rest)
                     continue
+                node = result.get("node", "?")
+                state.chunks_by_node[node] = state.chunks_by_node.get(node, 0) + 1
                 for outcome, n in result["outcomes"].items():
                     state.outcomes[outcome] = state.outcomes.get(outcome, 0) + n
                 if result["fatal"] and state.fatal is None:
@@ -216,7 +307,9 @@ def _dispatch(
                 last_poll = time.monotonic()
                 snapshot = ray.get(metrics.snapshot.remote())
                 if on_progress is not None:
-                    on_progress(_progress_view(snapshot, state, price))
+                    queued = {"chunks": len(chunks), "seeds": sum(len(c) for c in chunks),
+                              "outstanding_chunks": len(outstanding)}  # fmt: skip
+                    on_progress(_progress_view(snapshot, state, price, queued))
     except KeyboardInterrupt:
         state.interrupted = True
         ray.get([w.stop.remote() for w in workers], timeout=10)
@@ -226,13 +319,43 @@ def _dispatch(
     return ray.get(metrics.snapshot.remote())
 
 
+def _progress_sink(*fns: ProgressFn | None) -> ProgressFn | None:
+    """One ``on_progress`` calling every given function (None if none)."""
+    given = [f for f in fns if f is not None]
+    if not given:
+        return None
+
+    def sink(view: dict[str, Any]) -> None:
+        for fn in given:
+            fn(view)
+
+    return sink
+
+
 def _progress_view(
-    snapshot: dict[str, Any], state: JobState, price: Price | None
+    snapshot: dict[str, Any],
+    state: JobState,
+    price: Price | None,
+    queued: dict[str, int] | None = None,
 ) -> dict[str, Any]:
+    """The view ``orchestrator.dashboard`` documents: the hub's snapshot plus what only the
+    driver knows (seed totals, queued work, cost, actor and node state)."""
     teacher = snapshot.get("counters", {}).get("teacher", {})
     done = sum(snapshot.get("counters", {}).get("seeds", {}).values())
     cost, projected = cost_estimate(teacher, price, state.total_seeds - state.skipped, int(done))
+    actors, nodes = (
+        state.cluster.poll(snapshot.get("last_push_s", {}), snapshot.get("workers", {}))
+        if state.cluster is not None
+        else ([], [])
+    )
     return {
+        "state": "running",
+        "time": time.time(),
+        "job": state.job,
+        "queued": queued or {},
+        "actors": actors,
+        "nodes": nodes,
+        "fatal": state.fatal,
         **snapshot,
         "total_seeds": state.total_seeds,
         "skipped": state.skipped,
@@ -283,6 +406,10 @@ def build_summary(
         "prompt_tokens": teacher.get("prompt_tokens", 0),
         "completion_tokens": teacher.get("completion_tokens", 0),
         "teacher_errors": {k: v for k, v in teacher.items() if k.startswith("error:")},
+        # replies cut by max_tokens, re-asks with a larger budget, and those dropped (on_length)
+        "teacher_length": {
+            k: teacher.get(k, 0) for k in ("finish:length", "length_retries", "length_rejected")
+        },
         "cost_usd": cost,
         "projected_cost_usd": projected,
         "items_parsed_by_stage": produced,
@@ -292,6 +419,7 @@ def build_summary(
         "rows_total": len(ledger.row_ids),
         "shards_total": ledger.shards,
         "chunks_requeued": state.requeued_chunks,
+        "chunks_by_node": state.chunks_by_node,
         "interrupted": state.interrupted,
         "fatal": state.fatal,
         "elapsed_s": round(elapsed, 2),

@@ -187,12 +187,16 @@ class LSHBandShard:
         }  # fmt: skip
 
 
-def start_near_dedup(settings: NearDedupSettings) -> list[ray.actor.ActorHandle]:
-    """One ``LSHBandShard`` per shard (at most one per band), band ``b`` on shard ``b % S``."""
+def start_near_dedup(
+    settings: NearDedupSettings, options: dict[str, Any] | None = None
+) -> list[ray.actor.ActorHandle]:
+    """One ``LSHBandShard`` per shard (at most one per band), band ``b`` on shard ``b % S``;
+    ``options``: Ray actor options (placement, ``orchestrator.placement``)."""
     bands, _ = settings.band_params()
     shards = min(settings.shards, bands)
+    shard = LSHBandShard.options(**(options or {}))  # type: ignore[attr-defined]
     return [
-        LSHBandShard.remote(list(range(s, bands, shards)))  # type: ignore[attr-defined]
+        shard.remote(list(range(s, bands, shards)))
         for s in range(shards)
     ]
 

@@ -3,7 +3,8 @@
 Everything comes from committed files, so the numbers cover every run that wrote into DIR
 (resumed runs included): seeds by outcome from the ledger, rows from ``data/``, dropped rows by
 stage and reason from ``rejected/`` (each carries its reason and, for duplicates and
-contamination, the id or benchmark item it matched). It reads; it never changes DIR.
+contamination, the id or benchmark item it matched). DIR may be a URL (``s3://``, ``gs://``).
+It reads; it never changes DIR.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from orchestrator.store import OutputStore
 
@@ -23,9 +23,8 @@ def funnel(out_dir: str | Path) -> dict[str, Any]:
     ledger = store.read_ledger(with_questions=False)
     outcomes = Counter(ledger.outcomes.values())
     reasons: Counter[str] = Counter()
-    files = sorted(store.rejected.glob("rejected-*.parquet")) if store.rejected.is_dir() else []
-    for file in files:
-        column = pq.read_table(file, columns=["reject_reason"]).column("reject_reason")
+    for file in store.files("rejected"):
+        column = store.read_table(file, columns=["reject_reason"]).column("reject_reason")
         for item in pc.value_counts(column).to_pylist():
             reasons[item["values"]] += item["counts"]
     by_stage: dict[str, dict[str, int]] = {}
@@ -44,8 +43,8 @@ def rejected_rows(out_dir: str | Path, reason: str, limit: int) -> list[dict[str
     """Up to ``limit`` dropped rows whose reason is ``reason`` (or starts with ``reason:``)."""
     store = OutputStore(out_dir)
     found: list[dict[str, Any]] = []
-    for file in sorted(store.rejected.glob("rejected-*.parquet")):
-        for row in pq.read_table(file).to_pylist():
+    for file in store.files("rejected"):
+        for row in store.read_table(file).to_pylist():
             r = row["reject_reason"] or ""
             if r == reason or r.startswith(reason + ":"):
                 found.append(row)

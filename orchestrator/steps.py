@@ -11,7 +11,9 @@ survivors. Three kinds:
 
 Dropped records go to ``ctx.rejected`` with their reason; counters go to ``ctx.counters``.
 A teacher request that fails for good raises ``TeacherError`` so the worker marks the whole seed
-failed (it is retried on the next run). This module does not dedup, write or talk to Ray.
+failed (it is retried on the next run). A reply cut by ``max_tokens`` that the teacher's
+``on_length`` policy does not keep raises ``LengthRejected`` (``TeacherStep`` drops the input
+record with reason ``length``). This module does not dedup, write or talk to Ray.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -124,6 +127,28 @@ class Rejects:
         self.ctx.counters.add(self.stage_name, f"dropped:{reason}")
 
 
+class LengthRejected(Exception):
+    """A reply cut by ``max_tokens`` that the teacher's ``on_length`` policy does not keep:
+    ``reject``, or ``retry`` once the budget reached ``length_max_tokens``. Callers drop what
+    the request was for with reason ``length``."""
+
+    def __init__(self, completion: Completion, max_tokens: int) -> None:
+        super().__init__(f"reply cut at max_tokens={max_tokens}")
+        self.completion = completion
+        self.max_tokens = max_tokens
+
+    @property
+    def detail(self) -> str:
+        return f"cut at max_tokens={self.max_tokens}: ...{self.completion.text[-200:]}"
+
+
+def next_budget(max_tokens: int, factor: float, cap: int) -> int | None:
+    """The re-ask budget after a reply cut at ``max_tokens``: ``max_tokens * factor`` (at least
+    one more token) capped at ``cap``; None when the cap is already reached."""
+    bigger = min(cap, max(max_tokens + 1, math.ceil(max_tokens * factor)))
+    return bigger if bigger > max_tokens else None
+
+
 async def ask_teacher(
     ctx: StepContext,
     messages: list[dict[str, str]],
@@ -133,16 +158,51 @@ async def ask_teacher(
     seed: int | None = None,
 ) -> Completion:
     """One teacher request under the worker's in-flight slots, counted in ``teacher``. Every
-    step that talks to the teacher goes through here. With a job limiter, the send waits for
-    its grant (1 request + estimated tokens) and the reservation is corrected with ``usage``."""
+    step that talks to the teacher goes through here. With a job limiter, each send waits for
+    its grant (1 request + estimated tokens, reserving that send's ``max_tokens``) and the
+    reservation is corrected with ``usage``.
+
+    A reply cut by ``max_tokens`` (``finish_reason == "length"``; one cut at a stop sequence
+    is ``"stop"`` and is not affected) follows the teacher's ``on_length``: ``keep`` returns it;
+    ``retry`` asks again with ``length_retry_factor`` times the budget (counted in
+    ``teacher/length_retries``) up to ``length_max_tokens``, and raises ``LengthRejected`` when a
+    reply at that budget is still cut; ``reject`` raises ``LengthRejected`` at once."""
     if ctx.teacher is None:
         raise RuntimeError("this pipeline needs a teacher but none is configured")
+    settings = ctx.teacher.settings
+    max_tokens = sampling.max_tokens
+    while True:
+        completion = await _send(ctx, messages, sampling, max_tokens, stop, seed)
+        if completion.finish_reason != "length" or settings.on_length == "keep":
+            return completion
+        if settings.on_length == "retry":
+            bigger = next_budget(
+                max_tokens, settings.length_retry_factor, settings.length_max_tokens
+            )
+            if bigger is not None:
+                ctx.counters.add("teacher", "length_retries")
+                max_tokens = bigger
+                continue
+        ctx.counters.add("teacher", "length_rejected")
+        raise LengthRejected(completion, max_tokens)
+
+
+async def _send(
+    ctx: StepContext,
+    messages: list[dict[str, str]],
+    sampling: SamplingParams,
+    max_tokens: int,
+    stop: list[str] | None,
+    seed: int | None,
+) -> Completion:
+    """One request (tenacity retries inside) under the slots and the limiter, counted."""
+    assert ctx.teacher is not None
     async with ctx.request_slots:
         if ctx.limiter is None:
-            completion = await _send(ctx, messages, sampling, stop, seed)
+            completion = await _chat(ctx, messages, sampling, max_tokens, stop, seed)
         else:
-            async with ctx.limiter.reserve(messages, sampling.max_tokens) as grant:
-                completion = await _send(ctx, messages, sampling, stop, seed)
+            async with ctx.limiter.reserve(messages, max_tokens) as grant:
+                completion = await _chat(ctx, messages, sampling, max_tokens, stop, seed)
                 grant.usage(completion.prompt_tokens, completion.completion_tokens)
     ctx.counters.add("teacher", "requests")
     ctx.counters.add("teacher", "prompt_tokens", completion.prompt_tokens)
@@ -152,10 +212,11 @@ async def ask_teacher(
     return completion
 
 
-async def _send(
+async def _chat(
     ctx: StepContext,
     messages: list[dict[str, str]],
     sampling: SamplingParams,
+    max_tokens: int,
     stop: list[str] | None,
     seed: int | None,
 ) -> Completion:
@@ -163,7 +224,7 @@ async def _send(
     ctx.in_flight.value += 1
     try:
         return await ctx.teacher.chat(
-            messages, max_tokens=sampling.max_tokens, temperature=sampling.temperature,
+            messages, max_tokens=max_tokens, temperature=sampling.temperature,
             top_p=sampling.top_p, stop=stop, seed=seed,
         )  # fmt: skip
     finally:
@@ -178,8 +239,15 @@ class TeacherStep:
 
     async def _call(self, stage: TeacherStage, record: Record, ctx: StepContext) -> list[Record]:
         messages = [{"role": "user", "content": stage.prompt(record)}]
-        completion = await ask_teacher(ctx, messages, stage.sampling, seed=stage.sampling.seed)
-        children = stage.parse(record, completion, Rejects(stage.name, ctx))
+        rejects = Rejects(stage.name, ctx)
+        try:
+            completion = await ask_teacher(ctx, messages, stage.sampling, seed=stage.sampling.seed)
+        except LengthRejected as cut:  # cut by max_tokens and not kept (teacher.on_length)
+            # a copy: the same input record may go to other stages of this step
+            rejects.drop(dataclasses.replace(record), "length", cut.detail)
+            children = []
+        else:
+            children = stage.parse(record, completion, rejects)
         ctx.counters.add(stage.name, "seen")
         ctx.counters.add(stage.name, "produced", len(children))
         return children

@@ -8,30 +8,35 @@ Layout of ``DIR``::
     verifier/verifier-<commit>.parquet   side split: labelled candidate programs (TinyGSM)
     summary.json                   the last run's accounting
     _mathsynth/commits/<commit>.json   ledger of a commit that kept no rows
-    _mathsynth/tmp/                files being written (never read by ``datasets``)
+    _mathsynth/tmp/                local only: files being written (never read by ``datasets``)
 
-A commit is one ``rename``: of the data file into ``data/`` (its footer carries the outcome of
-every seed in it: accepted / rejected / failed), or, when the commit kept no rows, of its ledger
-JSON (``datasets`` cannot read zero-row parquet files). Until that rename nothing of the commit
-is visible, so an interrupted run leaves ``DIR`` consistent. Rejected and side-split files are
-renamed first; one without a matching commit is an orphan and is removed on the next run.
+``DIR`` is a local (or shared-filesystem) path or an fsspec URL (``s3://``, ``gs://``); see
+``orchestrator.storage`` for how each backend makes a file visible in one step. A commit is one
+such step: the data file landing in ``data/`` (its footer carries the outcome of every seed in
+it: accepted / rejected / failed), or, when the commit kept no rows, its ledger JSON (``datasets``
+cannot read zero-row parquet files). Locally the step is a ``rename`` out of ``_mathsynth/tmp/``;
+on an object store it is the single upload of the final object (no temp object). Until that
+step nothing of the commit is visible, so an interrupted run leaves ``DIR`` consistent.
+Rejected and side-split files are written first; one without a matching commit is an orphan and
+is removed on the next run (found by listing, which works on object stores too). Other modules
+write their small files with ``write_json`` / ``write_text`` and read them back with
+``read_json`` / ``read_text``: atomic on every backend.
 This module does not decide outcomes, dedup or talk to Ray.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestrator.records import Record, content_hash
+from orchestrator.storage import TMP_DIR, Storage, StorageError, worker_env
 
 LEDGER_KEY = b"mathsynth.ledger"
 MESSAGES_TYPE = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
@@ -108,22 +113,26 @@ class Ledger:
 
 
 class OutputStore:
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.data = self.root / "data"
-        self.rejected = self.root / "rejected"
-        self.tmp = self.root / "_mathsynth" / "tmp"
-        self.commits = self.root / "_mathsynth" / "commits"
+    """The output dataset at ``location`` (a path or an fsspec URL)."""
+
+    def __init__(self, location: str | Path) -> None:
+        self.storage = Storage(location)
+        self.url = self.storage.url
+
+    # Local stores only (object stores have no Path): kept for callers that inspect the disk.
+    @property
+    def root(self) -> Path:
+        if not self.storage.local:
+            raise StorageError(f"{self.url} is not a local directory; use the store's methods")
+        return Path(self.url)
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / TMP_DIR
 
     def prepare(self) -> None:
-        for folder in (self.data, self.rejected, self.tmp, self.commits):
-            folder.mkdir(parents=True, exist_ok=True)
+        self.storage.makedirs("data", "rejected", TMP_DIR, "_mathsynth/commits")
         self._write_card()
-
-    def _atomic_table(self, table: pa.Table, final: Path) -> None:
-        tmp = self.tmp / f"{final.name}.{uuid.uuid4().hex}.tmp"
-        pq.write_table(table, tmp)
-        os.replace(tmp, final)
 
     def write_commit(self, commit: Commit) -> str:
         """Write rejected rows, then the data file (the commit point). Returns the commit id."""
@@ -131,92 +140,109 @@ class OutputStore:
         if commit.rejected:
             rows = [record_row(r, REJECTED_SCHEMA) for r in commit.rejected]
             table = pa.Table.from_pylist(rows, schema=REJECTED_SCHEMA)
-            self._atomic_table(table, self.rejected / f"rejected-{cid}.parquet")
+            self.storage.put_table(f"rejected/rejected-{cid}.parquet", table)
         for split, records in commit.side.items():
             if split not in SIDE_SPLITS:
                 raise ValueError(f"unknown side split {split!r} (known: {SIDE_SPLITS})")
             if records:
-                (self.root / split).mkdir(exist_ok=True)
+                self.storage.makedirs(split)
                 table = pa.Table.from_pylist(
                     [record_row(r, SIDE_SCHEMA) for r in records], schema=SIDE_SCHEMA
                 )
-                self._atomic_table(table, self.root / split / f"{split}-{cid}.parquet")
+                self.storage.put_table(f"{split}/{split}-{cid}.parquet", table)
         ledger = {"seeds": commit.seeds, "failures": commit.failures}
         if not commit.rows:  # `datasets` cannot read zero-row parquet files: ledger alone
             self.write_json(f"_mathsynth/commits/{cid}.json", ledger)
             return cid
         schema = ROW_SCHEMA.with_metadata({LEDGER_KEY: json.dumps(ledger).encode()})
         table = pa.Table.from_pylist([record_row(r) for r in commit.rows], schema=schema)
-        self._atomic_table(table, self.data / f"train-{cid}.parquet")
+        self.storage.put_table(f"data/train-{cid}.parquet", table)
         return cid
 
-    def committed_files(self) -> list[Path]:
-        return sorted(self.data.glob("train-*.parquet")) if self.data.is_dir() else []
+    def committed_files(self) -> list[str]:
+        """Full paths of the committed data files (``uri()`` turns one into an openable URL)."""
+        return self.storage.glob("data", "train-*.parquet")
+
+    def files(self, split: str) -> list[str]:
+        """Full paths of the parquet files of ``split`` (``data`` is the train split)."""
+        prefix = "train" if split == "data" else split
+        return self.storage.glob(split, f"{prefix}-*.parquet")
+
+    def uri(self, path: str) -> str:
+        return self.storage.uri(path)
+
+    def worker_env(self) -> dict[str, str]:
+        """Environment variables Ray workers on other nodes need to open this store (none for
+        local paths: a shared filesystem is mounted at the same path on every node)."""
+        return {} if self.storage.local else worker_env()
+
+    def read_table(self, path: str, columns: list[str] | None = None) -> pa.Table:
+        return self.storage.read_table(path, columns)
+
+    def _empty_commits(self) -> list[str]:
+        return self.storage.glob("_mathsynth/commits", "*.json")
 
     def commit_ids(self) -> set[str]:
-        ids = {f.stem.removeprefix("train-") for f in self.committed_files()}
-        return ids | {f.stem for f in self.commits.glob("*.json")} if self.commits.is_dir() else ids
-
-    def _ledger_entries(self) -> list[tuple[dict[str, Any], Path | None]]:
-        """(ledger entry, data file or None) for every commit, data-less ones included."""
-        entries: list[tuple[dict[str, Any], Path | None]] = []
-        for file in self.committed_files():
-            meta = pq.read_schema(file).metadata or {}
-            if LEDGER_KEY in meta:
-                entries.append((json.loads(meta[LEDGER_KEY]), file))
-        if self.commits.is_dir():
-            entries += [
-                (json.loads(f.read_text()), None) for f in sorted(self.commits.glob("*.json"))
-            ]
-        return entries
+        ids = {_stem(f).removeprefix("train-") for f in self.committed_files()}
+        return ids | {_stem(f) for f in self._empty_commits()}
 
     def read_ledger(self, with_questions: bool = True) -> Ledger:
         """Outcomes of all committed seeds (accepted wins over others), row ids and questions."""
         ledger = Ledger()
-        for entry, file in self._ledger_entries():
-            for seed_id, outcome in entry["seeds"].items():
-                if ledger.outcomes.get(seed_id) != "accepted":
-                    ledger.outcomes[seed_id] = outcome
-            ledger.failures.update(entry.get("failures", {}))
-            ledger.shards += 1
-            if file is None:
+        columns = ["id", "question"] if with_questions else ["id"]
+        files = self.committed_files()
+        for table in self.storage.read_tables(files, columns):  # footer metadata comes along
+            meta = table.schema.metadata or {}
+            if LEDGER_KEY not in meta:
                 continue
-            columns = ["id", "question"] if with_questions else ["id"]
-            table = pq.read_table(file, columns=columns)
+            _apply(ledger, json.loads(meta[LEDGER_KEY]))
             ledger.row_ids.update(table.column("id").to_pylist())
             if with_questions:
                 ids, texts = table.column("id").to_pylist(), table.column("question").to_pylist()
                 ledger.questions.extend(zip(texts, ids, strict=True))
+        for file in self._empty_commits():
+            _apply(ledger, json.loads(self.storage.fs.cat_file(file)))
         for seed_id in ledger.finished:
             ledger.failures.pop(seed_id, None)
         return ledger
 
-    def cleanup(self) -> list[Path]:
+    def cleanup(self) -> list[str]:
         """Remove temp files, and rejected/side files whose commit never landed; returns them."""
         committed = self.commit_ids()
-        removed = list(self.tmp.glob("*.tmp")) if self.tmp.is_dir() else []
+        removed = self.storage.glob(TMP_DIR, "*.tmp")  # only local stores write temp files
         for split in ("rejected", *SIDE_SPLITS):
-            folder = self.root / split
-            if folder.is_dir():
-                removed += [
-                    p
-                    for p in folder.glob(f"{split}-*.parquet")
-                    if p.stem.removeprefix(f"{split}-") not in committed
-                ]
-        for path in removed:
-            path.unlink(missing_ok=True)
+            removed += [
+                p for p in self.files(split) if _stem(p).removeprefix(f"{split}-") not in committed
+            ]
+        self.storage.remove(removed)
         return removed
 
-    def write_json(self, name: str, payload: dict[str, Any]) -> Path:
-        final = self.root / name
-        tmp = self.tmp / f"{final.name}.{uuid.uuid4().hex}.tmp"
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-        os.replace(tmp, final)
-        return final
+    def write_text(self, name: str, text: str) -> str:
+        """Write the small file ``name`` (relative to the output) atomically; returns its path."""
+        return self.storage.put_bytes(name, text.encode())
+
+    def write_json(self, name: str, payload: Any) -> str:
+        text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
+        return self.write_text(name, text)
+
+    def read_text(self, name: str) -> str | None:
+        """The content of ``name``, or None if it was never written."""
+        data = self.storage.read_bytes(name)
+        return None if data is None else data.decode()
+
+    def read_json(self, name: str) -> Any:
+        text = self.read_text(name)
+        return None if text is None else json.loads(text)
+
+    def exists(self, name: str) -> bool:
+        return self.storage.exists(name)
+
+    def is_output(self) -> bool:
+        """Whether a mathsynth run wrote here (object stores have no empty ``data/`` folder)."""
+        return self.exists("data") or self.exists("_mathsynth/run.json")
 
     def _write_card(self) -> None:
-        card = self.root / "README.md"
-        if card.exists():
+        if self.storage.exists("README.md"):
             return
         text = (
             "---\nconfigs:\n- config_name: default\n  data_files:\n"
@@ -229,11 +255,21 @@ class OutputStore:
             "written by [mathsynth](https://github.com/mathsynth/mathsynth). `summary.json` "
             "holds the run's accounting; `rejected/` holds every dropped item with its reason.\n"
         )
-        tmp = self.tmp / "README.md.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, card)
+        self.write_text("README.md", text)
 
 
-def iter_rows(files: Iterable[Path]) -> Iterable[dict[str, Any]]:
+def _apply(ledger: Ledger, entry: dict[str, Any]) -> None:
+    for seed_id, outcome in entry["seeds"].items():
+        if ledger.outcomes.get(seed_id) != "accepted":
+            ledger.outcomes[seed_id] = outcome
+    ledger.failures.update(entry.get("failures", {}))
+    ledger.shards += 1
+
+
+def _stem(path: str) -> str:
+    return PurePosixPath(path).stem
+
+
+def iter_rows(files: Iterable[str | Path]) -> Iterable[dict[str, Any]]:
     for file in files:
         yield from pq.read_table(file).to_pylist()

@@ -28,7 +28,7 @@ from orchestrator.config import PipelineConfig
 from orchestrator.counters import subtract
 from orchestrator.decontam import Decontaminate
 from orchestrator.dedup import DedupClient
-from orchestrator.metrics import PUSH_INTERVAL_S
+from orchestrator.metrics import PUSH_INTERVAL_S, CountingSemaphore
 from orchestrator.near_dedup import NearDedupClient
 from orchestrator.ngram_index import NgramIndex
 from orchestrator.pipeline import build_steps
@@ -38,8 +38,11 @@ from orchestrator.sandbox.batch import BatchingExecutor
 from orchestrator.stage import Stage
 from orchestrator.steps import FilterStep, StepContext
 from orchestrator.store import Commit, OutputStore
+from orchestrator.teacher.batch_client import BatchTeacherClient, in_flight_cap
+from orchestrator.teacher.batch_ledger import BatchLedger
 from orchestrator.teacher.client import TeacherClient, TeacherError, TeacherFatalError
 from orchestrator.teacher.ratelimit import LimiterClient
+from orchestrator.teacher.routing import RoutedTeacher
 
 
 @dataclass
@@ -64,6 +67,7 @@ class GenerationWorker:
         near_actors: list[Any] | None = None,
         contamination: NgramIndex | None = None,
         limiter: Any = None,
+        teacher_pool: Any = None,
     ) -> None:
         self.name = name
         self.cfg = PipelineConfig.model_validate_json(config_json)
@@ -72,6 +76,7 @@ class GenerationWorker:
         self.metrics = metrics
         self.api_key = api_key
         self.limiter = limiter
+        self.teacher_pool = teacher_pool  # ReplicaSupervisor of teacher.kind vllm, or None
         self.steps = build_steps(self.cfg)
         self.near = NearDedupClient(near_actors, self.cfg.dedup.near) if near_actors else None
         post: list[Stage] = list(self.cfg.format.build())
@@ -82,23 +87,33 @@ class GenerationWorker:
         self._ctx: StepContext | None = None
         self._reported: dict[str, dict[str, float]] = {}
         self._recent: list[dict[str, Any]] = []
-        self._errors: list[str] = []
+        self._errors: list[dict[str, str]] = []
         self._reporter: asyncio.Task[None] | None = None
 
     def _context(self) -> StepContext:
         if self._ctx is None:
             run, teacher = self.cfg.run, self.cfg.teacher
-            client = TeacherClient(teacher, api_key=self.api_key) if teacher else None
+            client: Any = None
+            if teacher is not None and self.teacher_pool is not None:
+                client = RoutedTeacher(teacher, self.teacher_pool, api_key=self.api_key)
+            elif teacher is not None:
+                client = TeacherClient(teacher, api_key=self.api_key)
+            if teacher is not None and teacher.kind == "openai-batch":  # provider Batch API
+                ledger = BatchLedger(self.store.storage)  # batch ids: a rerun polls them
+                client = BatchTeacherClient(teacher, self.api_key, ledger)
             limiter = None
-            if client is not None and teacher is not None and self.limiter is not None:
+            batched = isinstance(client, BatchTeacherClient)  # no rate limiter for batches
+            if client is not None and teacher and self.limiter is not None and not batched:
                 limiter = LimiterClient(self.limiter, teacher.limits)
                 client.on_attempt = limiter.observe
             self._ctx = StepContext(
                 teacher=client,
-                request_slots=asyncio.Semaphore(run.concurrency),
+                request_slots=CountingSemaphore(in_flight_cap(teacher, run.concurrency)),
                 executor=BatchingExecutor(Sandbox(self.cfg.sandbox), run.sandbox_concurrency),
                 limiter=limiter,
             )
+            if isinstance(client, RoutedTeacher):
+                client.counters = self._ctx.counters  # re-sends, requests per replica
             self._reporter = asyncio.get_running_loop().create_task(self._report_loop())
         return self._ctx
 
@@ -113,7 +128,14 @@ class GenerationWorker:
         current = self._ctx.counters.as_dict()
         delta = subtract(current, self._reported)
         self._reported = current
-        gauges = {"in_flight": self._ctx.in_flight.value, "alive": 1}
+        gauges: dict[str, Any] = {
+            "in_flight": self._ctx.in_flight.value, "alive": 1,
+            "waiting": getattr(self._ctx.request_slots, "waiting", 0),
+            "node": ray.util.get_node_ip_address(),
+        }  # fmt: skip
+        replica_load = getattr(self._ctx.teacher, "replica_load", None)  # {url: in flight}
+        if replica_load is not None:
+            gauges["replicas"] = replica_load()
         recent, self._recent = self._recent[-5:], []
         errors, self._errors = self._errors[-5:], []
         self.metrics.push.remote(self.name, delta, gauges, recent, errors)
@@ -131,7 +153,7 @@ class GenerationWorker:
             raise
         except TeacherError as err:
             ctx.counters.add("teacher", f"error:{err.kind}")
-            self._errors.append(f"{err.kind}: {err}")
+            self._errors.append({"kind": err.kind, "message": str(err)})
             return SeedResult("failed", error=f"{err.kind}: {err}")
         if self.cfg.dedup.exact:
             records = await self._dedup(records, self.dedup, "dedup", "duplicate", local)
@@ -199,7 +221,7 @@ class GenerationWorker:
         for outcome in commit.seeds.values():
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
         return {"worker": self.name, "outcomes": outcomes, "committed": list(commit.seeds),
-                "fatal": fatal}  # fmt: skip
+                "fatal": fatal, "node": ray.get_runtime_context().get_node_id()}  # fmt: skip
 
     def _record_outcome(
         self, commit: Commit, seed_id: str, result: SeedResult, ctx: StepContext

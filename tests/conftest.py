@@ -45,8 +45,10 @@ def gsm8k_train(shared_data: Path) -> Path:
 def ray_local() -> Iterator[None]:
     import ray
 
+    # address="local": always a new Ray of our own, even if another Ray on this machine left
+    # /tmp/ray/ray_current_cluster behind (ray.init() would join that one instead).
     ray.init(
-        num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+        address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
         logging_level="WARNING", log_to_driver=False,
     )  # fmt: skip
     yield

@@ -17,7 +17,9 @@ The cycle, per teacher turn:
 4. any other reply ends the solution; its last ``\\boxed{}`` is the answer.
 
 A solution that asks for code after ``max_tool_calls`` executions ends as ``tool_limit``; one
-cut by ``max_tokens`` as ``truncated``; one without ``\\boxed{}`` as ``no_answer``. With
+cut by ``max_tokens`` as ``truncated`` (with ``teacher.on_length: keep``; with ``retry`` the
+turn is re-asked with a larger budget, and a turn still cut, or any cut turn with ``reject``,
+ends it as ``length``); one without ``\\boxed{}`` as ``no_answer``. With
 ``tools=False`` (chain-of-thought data) nothing is executed and no stop sequence is sent.
 This module does not choose among samples (``mumath.solve``).
 """
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.sampling import SamplingParams
 from orchestrator.sandbox import ExecResult
-from orchestrator.steps import StepContext, ask_teacher
+from orchestrator.steps import LengthRejected, StepContext, ask_teacher
 from orchestrator.verify import last_boxed, normalize_answer
 
 OUTPUT_FENCE = "```output"
@@ -44,7 +46,7 @@ class Trajectory:
 
     solution: str
     answer: str | None
-    end: str  # answer | no_answer | tool_limit | truncated
+    end: str  # answer | no_answer | tool_limit | truncated | length
     tool_calls: int = 0
     tool_errors: int = 0
     requests: int = 0
@@ -100,9 +102,15 @@ async def solve(
     parts: list[str] = []
     traj = Trajectory(solution="", answer=None, end="no_answer")
     while True:
-        completion = await ask_teacher(
-            ctx, messages, sampling, stop=STOP if tools else None, seed=seed
-        )
+        try:
+            completion = await ask_teacher(
+                ctx, messages, sampling, stop=STOP if tools else None, seed=seed
+            )
+        except LengthRejected:  # cut by max_tokens and not kept (teacher.on_length)
+            traj.requests += 1
+            traj.solution = "\n".join(p for p in parts if p)
+            traj.end = "length"
+            return traj
         traj.requests += 1
         traj.model = completion.model
         traj.turns.append(completion.text)

@@ -4,7 +4,9 @@ What it does:
 
 * sends non-streaming ``chat.completions`` requests through ``openai.AsyncOpenAI`` (over aiohttp
   with ``use_aiohttp``, about twice the throughput of the default httpx transport) with the SDK's
-  own retries switched off (``max_retries=0``), so tenacity is the single retry owner;
+  own retries switched off (``max_retries=0``), so tenacity is the single retry owner; the
+  request goes through the SDK's generic ``post`` and the reply is read as plain JSON (not the
+  SDK's pydantic model), which halves the client's CPU per request;
 * retries transient failures with ``tenacity.AsyncRetrying``: 408/409/429 and 5xx statuses,
   timeouts, dropped or refused connections, and malformed 200 replies (a body that is not a chat
   completion, or one without choices; at most ``MALFORMED_MAX_ATTEMPTS`` of those per call).
@@ -42,20 +44,26 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timezone
-from typing import Any
+from typing import Any, Literal
 
 import openai
 import pydantic
-from openai.types.chat import ChatCompletion
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_random_exponential
 
 from orchestrator.teacher.errors import TeacherError, TeacherFatalError
+
+try:  # the HTTP library under the openai SDK: httpx2 since openai 3, httpx before
+    from httpx2 import Response as _HttpResponse
+except ImportError:  # pragma: no cover
+    from httpx import Response as _HttpResponse
 from orchestrator.teacher.pricing import Price
+from orchestrator.teacher.replica_config import ReplicaSettings
 
 __all__ = [
     "AttemptObserver",
+    "BatchSettings",
     "Completion",
     "RateLimits",
     "RetryAfterWait",
@@ -109,11 +117,30 @@ class RateLimits(pydantic.BaseModel):
 AttemptObserver = Callable[[int | None, Mapping[str, str], float | None], None]
 
 
-class TeacherSettings(pydantic.BaseModel):
-    """How to reach the teacher. Holds the *name* of the key's environment variable, not the key."""
+class BatchSettings(pydantic.BaseModel):
+    """``kind: openai-batch``: requests go through the provider's Batch API (files + batches)."""
 
     model_config = pydantic.ConfigDict(extra="forbid")
 
+    max_requests: int = pydantic.Field(1000, ge=1)  # requests per submitted batch file
+    collect_s: float = pydantic.Field(5.0, ge=0)  # wait this long for more requests to join
+    poll_s: float = pydantic.Field(30.0, gt=0)  # batch status polling interval
+    completion_window: str = "24h"
+
+
+class TeacherSettings(pydantic.BaseModel):
+    """How to reach the teacher. Holds the *name* of the key's environment variable, not the key.
+
+    ``kind``: ``openai`` (any OpenAI-compatible server at ``base_url``), ``vllm`` (mathsynth
+    starts ``replicas`` vLLM servers as Ray actors, each on ``tensor_parallel_size`` GPUs, with
+    ``engine_args``), or ``openai-batch`` (the provider's Batch API, see ``batch``).
+    ``on_length``: what to do with a reply cut by ``max_tokens`` (``finish_reason == "length"``):
+    ``keep`` it, ``retry`` with ``length_retry_factor`` times the budget (up to
+    ``length_max_tokens``, then reject), or ``reject`` it with reason ``length``."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    kind: Literal["openai", "vllm", "openai-batch"] = "openai"
     base_url: str | None = None  # None -> env OPENAI_BASE_URL (then the SDK default)
     model: str
     api_key_env: str = "OPENAI_API_KEY"
@@ -125,6 +152,16 @@ class TeacherSettings(pydantic.BaseModel):
     use_aiohttp: bool = True
     price: Price | None = None  # $/1M tokens; default from orchestrator/teacher/prices.yaml
     limits: RateLimits = pydantic.Field(default_factory=RateLimits)
+    on_length: Literal["keep", "retry", "reject"] = "retry"
+    length_retry_factor: float = pydantic.Field(2.0, gt=1)
+    length_max_tokens: int = pydantic.Field(8192, ge=1)
+    # kind: vllm
+    replicas: int = pydantic.Field(1, ge=1)
+    tensor_parallel_size: int = pydantic.Field(1, ge=1)
+    engine_args: dict[str, Any] = pydantic.Field(default_factory=dict)
+    replica: ReplicaSettings = pydantic.Field(default_factory=ReplicaSettings)
+    # kind: openai-batch
+    batch: BatchSettings = pydantic.Field(default_factory=BatchSettings)
 
 
 @dataclass
@@ -215,6 +252,11 @@ class _StopAfterMalformed(stop_base):
         return self.seen >= self.limit
 
 
+def _count(value: object) -> int:
+    """A token count from a reply's ``usage`` (0 when absent or not a number)."""
+    return int(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0
+
+
 def _describe(exc: BaseException) -> str:
     """Short, body-free description for logs: exception type and status."""
     if isinstance(exc, openai.APIStatusError):
@@ -237,6 +279,9 @@ class TeacherClient:
         self._client: openai.AsyncOpenAI | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self.on_attempt: AttemptObserver | None = None  # sees every attempt's status + headers
+        # False: a dropped/refused connection or timeout fails the call at once (kind
+        # retries_exhausted, __cause__ the SDK error) so a replica router can re-send elsewhere.
+        self.retry_connection_errors = True
         self._stats: dict[str, int] = {
             "requests": 0,
             "retries": 0,
@@ -295,7 +340,7 @@ class TeacherClient:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(s.max_attempts) | _StopAfterMalformed(MALFORMED_MAX_ATTEMPTS),
             wait=RetryAfterWait(s.backoff_initial_s, s.backoff_max_s),
-            retry=retry_if_exception(is_transient),
+            retry=retry_if_exception(self._retryable),
             before_sleep=self._before_sleep,
             reraise=True,
         )
@@ -318,6 +363,11 @@ class TeacherClient:
             await client.close()
 
     # ------------------------------------------------------------------ internals
+    def _retryable(self, exc: BaseException) -> bool:
+        if not self.retry_connection_errors and isinstance(exc, openai.APIConnectionError):
+            return False
+        return is_transient(exc)
+
     def _sdk_client(self) -> openai.AsyncOpenAI:
         loop = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not loop:
@@ -353,12 +403,14 @@ class TeacherClient:
         self._bump("requests")
         observer = self.on_attempt
         try:
-            if observer is None:
-                reply = await client.chat.completions.create(**request)
-            else:
-                raw = await client.chat.completions.with_raw_response.create(**request)
+            # The SDK's generic POST (auth, base URL, timeouts, its error types) with the reply
+            # read as plain JSON: ``chat.completions.create`` spends about as much CPU again
+            # walking the request through its TypedDicts and building the pydantic reply, which
+            # caps one process near a few hundred requests/s (benchmarks/saturation.py).
+            raw = await client.post("/chat/completions", body=request, cast_to=_HttpResponse)
+            if observer is not None:
                 observer(raw.status_code, raw.headers, None)
-                reply = raw.parse()
+            reply = json.loads(raw.content)
         except openai.APIStatusError as exc:
             self._bump(f"status_{exc.status_code}")
             if observer is not None:
@@ -382,23 +434,25 @@ class TeacherClient:
             raise
 
     def _completion(self, reply: object, attempt: int) -> Completion:
-        if not isinstance(reply, ChatCompletion):
-            raise _MalformedReply(f"reply is a {type(reply).__name__}, not a chat completion")
-        choices = getattr(reply, "choices", None)
-        if not isinstance(choices, list) or not choices:
+        """A ``Completion`` from the reply's JSON (the fields of OpenAI's chat.completion)."""
+        if not isinstance(reply, dict):
+            raise _MalformedReply(f"reply is a JSON {type(reply).__name__}, not a chat completion")
+        choices = reply.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise _MalformedReply("reply has no choices")
-        message = getattr(choices[0], "message", None)
-        content = getattr(message, "content", None) if message is not None else None
-        if message is None or not isinstance(content, (str, type(None))):
+        message = choices[0].get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(message, dict) or not isinstance(content, (str, type(None))):
             raise _MalformedReply("first choice has no message")
-        usage = getattr(reply, "usage", None)
-        finish_reason = getattr(choices[0], "finish_reason", None)
-        model = getattr(reply, "model", None)
+        usage = reply.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        finish_reason = choices[0].get("finish_reason")
+        model = reply.get("model")
         return Completion(
             text=content or "",
             finish_reason=finish_reason if isinstance(finish_reason, str) else None,
-            prompt_tokens=int(getattr(usage, "prompt_tokens", None) or 0),
-            completion_tokens=int(getattr(usage, "completion_tokens", None) or 0),
+            prompt_tokens=_count(usage.get("prompt_tokens")),
+            completion_tokens=_count(usage.get("completion_tokens")),
             model=model if isinstance(model, str) and model else self.settings.model,
             attempts=attempt,
         )

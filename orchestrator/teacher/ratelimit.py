@@ -36,16 +36,32 @@ cannot pause everyone after a 429). It costs two small actor calls per request (
 awaited, ``settle`` fire-and-forget); Ray does ~1.7k such calls/s on 2 cores, and
 ``benchmarks/rate_limit.py`` measured 510-580 sequential grant + settle round trips/s from a
 single actor (~31-35k RPM; several workers overlap their calls), beyond the hosted limits this
-is for, while a 600 RPM job costs the limiter ~20 calls/s. Leases (granting a worker a batch
-of sends at once) would cut the calls further but let a worker keep sending during a 429 pause
-or past a learned limit, so they are not used. Without any configured limit, a worker does
+is for, while a 600 RPM job costs the limiter ~20 calls/s. Batched grants (a worker taking
+several sends at once) would cut the calls further but let a worker keep sending during a 429
+pause or past a learned limit, so they are not used. The calls do cost CPU at high request
+rates: with a job-wide ``max_in_flight`` every request pays ~2.5 ms of CPU for them (worker
+side plus limiter, ``benchmarks/saturation.py client --path ask``), more than the teacher
+client itself. Without any configured limit, a worker does
 not ask the limiter per request: it only reports rate-limit headers and 429s, and starts asking
 once it saw one or the limiter knows a limit (it checks at most once a second, so a 429 seen by
 another worker reaches it within a second).
 
+Leases. Every grant belongs to an *owner* (one ``LimiterClient``, i.e. one worker incarnation:
+a restarted actor builds a new one) and the owner's lease must be renewed: ``acquire`` renews
+it, and while a ``LimiterClient`` has sends waiting or in flight a background task calls
+``renew`` every ``lease_s / 3`` (one small call per worker, not per request). A reaper in the
+limiter frees the in-flight slots of owners whose lease ran out (``lease_s``, default
+``LEASE_S``): a worker that died mid-request gives its slots back within ``lease_s`` plus a
+quarter of it, so a job with ``max_in_flight`` cannot deadlock on a dead worker's slots. A grant
+about to be made to an expired owner (a dead worker's call still queued here) is refused. Token
+charges of reaped grants stay in the window (the server may have counted those requests); a
+late ``settle`` of a reaped grant is ignored. A live worker whose event loop is blocked for
+longer than ``lease_s`` loses its leases too (its slots may be granted again while its requests
+still run): keep ``lease_s`` well above any blocking section of a worker.
+
 What it does NOT do: retry (tenacity in ``TeacherClient`` stays the single retry owner; a retry
-of a request is not gated here), count tokens with a tokenizer, reclaim the in-flight slots of a
-worker that died mid-request, or coordinate several jobs sharing one API key.
+of a request is not gated here), count tokens with a tokenizer, or coordinate several jobs
+sharing one API key.
 """
 
 from __future__ import annotations
@@ -61,11 +77,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
+import ray.exceptions
 
 from orchestrator.teacher.client import RateLimits
 
 __all__ = ["Grant", "LimiterClient", "RateLimiter", "estimate_prompt_tokens", "parse_reset"]
 
+LEASE_S = 30.0  # an owner that neither acquires nor renews for this long is presumed dead
 WINDOW_S = 61.0  # sliding window checked per grant: a minute plus 1 s of send latency margin
 PAUSE_INITIAL_S = 1.0  # first pause after a 429 without Retry-After
 PAUSE_MAX_S = 60.0
@@ -157,6 +175,7 @@ class _Budget:
 @dataclass
 class _Reservation:
     amounts: dict[str, float]
+    owner: str
     entries: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -164,8 +183,12 @@ class _Reservation:
 class RateLimiter:
     """The job's limiter actor (see module docstring). Async methods; waiters queue FIFO."""
 
-    def __init__(self, limits: dict[str, Any]) -> None:
+    def __init__(self, limits: dict[str, Any], lease_s: float = LEASE_S) -> None:
         self.settings = RateLimits.model_validate(limits)
+        self.lease_s = lease_s
+        self.leases: dict[str, float] = {}  # owner -> monotonic time its lease runs out
+        self.reaped: set[str] = set()  # grant ids freed by the reaper (a late settle is ignored)
+        self.reaper: asyncio.Task[None] | None = None
         now = time.monotonic()
         s = self.settings
         configured = {
@@ -189,6 +212,7 @@ class RateLimiter:
         self.stats_: dict[str, float] = {
             "grants": 0, "pauses": 0, "max_in_flight_seen": 0, "refunded_tokens": 0,
             "extra_tokens": 0, "input_tokens": 0, "output_tokens": 0,
+            "reserved_output_tokens": 0, "reaped": 0, "expired_waiters": 0,
         }  # fmt: skip
 
     # ----------------------------------------------------------------- worker calls
@@ -196,8 +220,19 @@ class RateLimiter:
         """True when grants can wait for anything (a limit, a cap, or a pause)."""
         return bool(self.budgets) or self.max_in_flight is not None or self.paused_until > 0
 
-    async def acquire(self, grant_id: str, input_tokens: int, output_tokens: int) -> bool:
-        """Wait for the budgets to pay for one request; False if it was abandoned meanwhile."""
+    async def renew(self, owner: str) -> float:
+        """Extend ``owner``'s lease; returns the lease length in seconds."""
+        self.leases[owner] = time.monotonic() + self.lease_s
+        self._start_reaper()
+        return self.lease_s
+
+    async def acquire(
+        self, grant_id: str, input_tokens: int, output_tokens: int, owner: str
+    ) -> bool:
+        """Wait for the budgets to pay for one request; False if it was abandoned meanwhile or
+        its owner's lease ran out while it waited (the owner is presumed dead)."""
+        self.leases[owner] = time.monotonic() + self.lease_s
+        self._start_reaper()
         amounts = {
             "requests": 1.0,
             "tokens": float(input_tokens + output_tokens),
@@ -210,6 +245,9 @@ class RateLimiter:
                     self.abandoned.discard(grant_id)
                     return False
                 now = time.monotonic()
+                if self.leases.get(owner, 0.0) < now:
+                    self.stats_["expired_waiters"] += 1
+                    return False
                 wait = self.paused_until - now
                 for name, budget in self.budgets.items():
                     wait = max(wait, budget.wait_for(amounts[name], now))
@@ -221,12 +259,13 @@ class RateLimiter:
                 with contextlib.suppress(asyncio.TimeoutError):
                     # a release (in-flight cap) or a learned limit may change the answer early
                     await asyncio.wait_for(self.released.wait(), timeout)
-            reservation = _Reservation(amounts)
+            reservation = _Reservation(amounts, owner)
             for name, budget in self.budgets.items():
                 reservation.entries[name] = budget.charge(amounts[name], now)
             self.granted[grant_id] = reservation
             self.in_flight += 1
             self.stats_["grants"] += 1
+            self.stats_["reserved_output_tokens"] += output_tokens
             self.stats_["max_in_flight_seen"] = max(
                 self.stats_["max_in_flight_seen"], self.in_flight
             )
@@ -238,6 +277,9 @@ class RateLimiter:
         """End a request: correct its reservation with ``usage`` (None = no reply: keep the
         reservation, the server may have counted it) and free its in-flight slot."""
         reservation = self.granted.pop(grant_id, None)
+        if reservation is None and grant_id in self.reaped:  # its slot was already reclaimed
+            self.reaped.discard(grant_id)
+            return
         if reservation is None:  # cancelled before it was granted
             self.abandoned.add(grant_id)
             self.released.set()
@@ -282,6 +324,32 @@ class RateLimiter:
             self.pause_s = PAUSE_INITIAL_S
         self.released.set()
 
+    def _start_reaper(self) -> None:
+        if self.reaper is None or self.reaper.done():
+            self.reaper = asyncio.ensure_future(self._reap_forever())
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 4)
+            self.reap(time.monotonic())
+
+    def reap(self, now: float) -> int:
+        """Free the in-flight slots of grants whose owner's lease ran out; returns how many."""
+        dead = {owner for owner, until in self.leases.items() if until < now}
+        if not dead:
+            return 0
+        lost = [gid for gid, r in self.granted.items() if r.owner in dead]
+        for grant_id in lost:
+            del self.granted[grant_id]
+            self.reaped.add(grant_id)
+        for owner in dead:
+            del self.leases[owner]
+        if lost:
+            self.in_flight -= len(lost)
+            self.stats_["reaped"] += len(lost)
+            self.released.set()
+        return len(lost)
+
     def _learn(self, headers: Mapping[str, str], now: float) -> None:
         lower = {k.lower(): v for k, v in headers.items()}
         for name, suffix in (("requests", "requests"), ("tokens", "tokens")):
@@ -305,6 +373,7 @@ class RateLimiter:
         return {
             **self.stats_,
             "in_flight": self.in_flight,
+            "owners": len(self.leases),
             "limits": {k: b.limit for k, b in self.budgets.items()},
             "paused_for_s": max(0.0, self.paused_until - time.monotonic()),
         }
@@ -331,6 +400,24 @@ class LimiterClient:
         self.active = limits.configured()
         self.learn = limits.learn_from_headers
         self._next_check = 0.0
+        self.owner = uuid.uuid4().hex  # this incarnation's lease (see the module docstring)
+        self._holding = 0  # sends waiting for a grant or in flight
+        self._renewer: asyncio.Task[None] | None = None
+
+    async def _renew_while_holding(self) -> None:
+        every = LEASE_S / 3
+        while self._holding > 0:
+            try:
+                every = float(await self.actor.renew.remote(self.owner)) / 3
+            except ray.exceptions.RayError:  # the limiter is gone (the job is ending)
+                break
+            await asyncio.sleep(every)
+        self._renewer = None
+
+    def _hold(self) -> None:
+        self._holding += 1
+        if self._renewer is None:
+            self._renewer = asyncio.ensure_future(self._renew_while_holding())
 
     def observe(
         self, status: int | None, headers: Mapping[str, str], retry_after: float | None
@@ -356,17 +443,22 @@ class LimiterClient:
         if not await self._is_active():
             yield grant
             return
-        grant_id = uuid.uuid4().hex
-        answered = False
+        self._hold()
+        grant_id, answered = "", False
         try:
-            ok = await self.actor.acquire.remote(
-                grant_id, estimate_prompt_tokens(messages), max_tokens
-            )
-            answered = True
-            if not ok:  # only when this request was cancelled while it waited
-                raise asyncio.CancelledError
+            while True:
+                grant_id, answered = uuid.uuid4().hex, False
+                ok = await self.actor.acquire.remote(
+                    grant_id, estimate_prompt_tokens(messages), max_tokens, self.owner
+                )
+                answered = True
+                if ok:
+                    break
+                # Refused: this owner's lease ran out while the send waited (the loop was
+                # blocked past lease_s); ``acquire`` renewed it, so ask again.
             answered = False
             yield grant
         finally:  # also on errors and cancellation (fire-and-forget)
+            self._holding -= 1
             if not answered:
                 self.actor.settle.remote(grant_id, grant.input_tokens, grant.output_tokens)

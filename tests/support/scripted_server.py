@@ -17,10 +17,15 @@ What it does:
 * adds ``rate_limit_headers`` (e.g. OpenAI's ``x-ratelimit-limit-requests``; a dict, or a
   callable returning one per response) to chat replies and status faults, when given;
 * sleeps ``latency`` seconds (asyncio, so hundreds of requests wait concurrently) per request;
+  with ``max_concurrency=K`` at most K requests are served at once (the rest queue), which
+  makes it a latency-bound server of K/latency requests/s, like a model server at its batch cap;
 * honours ``max_tokens``/``max_completion_tokens`` (truncates to that many words, finish reason
   ``"length"``) and ``stop`` (cuts at the first stop string, finish reason ``"stop"``);
 * counts what it saw: ``requests`` (bodies, unless ``record_requests=False``),
-  ``request_count``, ``status_counts`` (by HTTP status sent) and ``fault_counts`` (by kind).
+  ``request_count``, ``status_counts`` (by HTTP status sent) and ``fault_counts`` (by kind);
+* serves the Batch API (files + batches, ``srv.batches``; see ``scripted_batches.py``): each
+  batch line is answered as one chat request (same counters, faults and reply function) after
+  ``batch_delay`` seconds.
 
 Token usage is an approximation: prompt tokens are the whitespace-separated words of all message
 contents, completion tokens the words of the reply. No tokenizer is involved.
@@ -59,6 +64,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, Union
 
 from aiohttp import web
+
+from tests.support.scripted_batches import BatchEndpoints
 
 __all__ = ["Fault", "ReplyFn", "ScriptedServer", "default_reply", "resolve_reply"]
 
@@ -171,16 +178,21 @@ class ScriptedServer:
         record_requests: bool = True,
         shutdown_timeout: float = 2.0,
         rate_limit_headers: dict[str, str] | Callable[[], dict[str, str]] | None = None,
+        batch_delay: float = 0.0,
+        max_concurrency: int | None = None,
     ) -> None:
         if latency < 0:
             raise ValueError("latency must be >= 0")
         self._reply = resolve_reply(reply)
         self._requested_port = port
         self.latency = latency
+        self.max_concurrency = max_concurrency
+        self._serving: asyncio.Semaphore | None = None
         self.model = model
         self.record_requests = record_requests
         self._shutdown_timeout = shutdown_timeout
         self.rate_limit_headers = rate_limit_headers
+        self.batches = BatchEndpoints(self, delay=batch_delay)  # the Batch API (files + batches)
 
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
@@ -256,10 +268,13 @@ class ScriptedServer:
 
     async def _setup(self) -> None:
         self._stopping = asyncio.get_running_loop().create_future()
+        if self.max_concurrency:
+            self._serving = asyncio.Semaphore(self.max_concurrency)
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
+        self.batches.add_routes(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=self._shutdown_timeout)
         await runner.setup()
         site = web.TCPSite(runner, HOST, self._requested_port, backlog=2048)
@@ -345,6 +360,7 @@ class ScriptedServer:
                 "status_counts": dict(self._status_counts),
                 "fault_counts": dict(self._fault_counts),
                 "pending_faults": len(self._injected),
+                "batches": self.batches.counts(),
             }
 
     def reset_counts(self) -> None:
@@ -394,7 +410,11 @@ class ScriptedServer:
                 self._requests.append(body)
             fault = self._injected.popleft() if self._injected else None
 
-        await self._sleep(self.latency)
+        if self._serving is None:
+            await self._sleep(self.latency)
+        else:
+            async with self._serving:
+                await self._sleep(self.latency)
 
         if fault is None:
             try:
@@ -497,6 +517,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, default=0, help="port (0: the OS picks one)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds of sleep per request")
+    parser.add_argument(
+        "--max-concurrency", type=int, default=None, help="requests served at once (rest queue)"
+    )
     parser.add_argument("--reply", default=None, help="reply function as pkg.module:function")
     parser.add_argument("--model", default="scripted-model", help="model id to report")
     parser.add_argument(
@@ -513,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         latency=args.latency,
         model=args.model,
         record_requests=not args.no_record,
+        max_concurrency=args.max_concurrency,
     )
     with server:
         print(f"READY {server.base_url}", flush=True)

@@ -255,3 +255,72 @@ def test_run_job_with_limits(tmp_path: Path, gsm8k_train: Path) -> None:
     assert summary["seeds_failed"] == 0 and summary["seeds_not_run"] == 0
     assert summary["requests"] == len(seeds)
     assert max(sum(1 for a, r in spans if a <= t < r) for t, _ in spans) <= 2
+
+
+# ---------------------------------------------------------------------------- leases
+@ray.remote(num_cpus=0)
+class Holder:
+    """A stand-in worker that takes grants and keeps them (its requests never end)."""
+
+    def __init__(self, limiter: Any, limits: dict[str, Any]) -> None:
+        self.client = LimiterClient(limiter, RateLimits(**limits))
+        self.granted = 0
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def _hold_one(self) -> None:
+        async with self.client.reserve([{"content": "hi"}], 10):
+            self.granted += 1
+            await asyncio.sleep(3600)
+
+    async def hold(self, n: int, wait_for: int) -> int:
+        """Start ``n`` sends; return once ``wait_for`` of them are granted."""
+        self.tasks += [asyncio.ensure_future(self._hold_one()) for _ in range(n)]
+        while self.granted < wait_for:
+            await asyncio.sleep(0.02)
+        return self.granted
+
+
+def test_dead_workers_slots_come_back() -> None:
+    lease = 1.0
+    limits = {"max_in_flight": 2}
+    limiter = RateLimiter.remote(limits, lease_s=lease)
+    alive, dead = Holder.remote(limiter, limits), Holder.remote(limiter, limits)
+    try:
+        # ``dead`` holds both slots and has a third send queued behind them.
+        assert ray.get(dead.hold.remote(3, wait_for=2)) == 2
+        # A live worker holding grants keeps them past several leases (it renews them) ...
+        later = alive.hold.remote(2, wait_for=2)
+        ready, _ = ray.wait([later], timeout=4 * lease)
+        assert not ready
+        stats = ray.get(limiter.stats.remote())
+        assert stats["in_flight"] == 2 and stats["reaped"] == 0
+        # ... while a killed worker's slots come back within a lease (+ the reaper's period).
+        killed_at = time.monotonic()
+        ray.kill(dead, no_restart=True)
+        assert ray.get(later, timeout=10 * lease) == 2
+        waited = time.monotonic() - killed_at
+        stats = ray.get(limiter.stats.remote())
+        # Both slots went to the live worker, none to the dead worker's queued send.
+        assert stats["reaped"] == 2 and stats["in_flight"] == 2 and stats["grants"] == 4
+        assert waited <= 1.25 * lease + 1.0
+    finally:
+        for actor in (alive, dead, limiter):
+            ray.kill(actor)
+
+
+def test_late_settle_of_a_reaped_grant_is_ignored() -> None:
+    limiter = RateLimiter.remote({"max_in_flight": 1}, lease_s=0.5)
+    try:
+        # An owner that never renews: its grant is reaped after the lease.
+        assert ray.get(limiter.acquire.remote("g1", 1, 10, "ghost"))
+        deadline = time.monotonic() + 5
+        while ray.get(limiter.stats.remote())["reaped"] < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        ray.get(limiter.settle.remote("g1", 1, 10))  # it answered after all: ignored
+        assert ray.get(limiter.acquire.remote("g2", 1, 10, "other"), timeout=5)
+        ray.get(limiter.settle.remote("g2", 1, 10))
+        stats = ray.get(limiter.stats.remote())
+        assert stats["in_flight"] == 0 and stats["grants"] == 2  # never negative, not freed twice
+    finally:
+        ray.kill(limiter)

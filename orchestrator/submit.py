@@ -1,0 +1,217 @@
+"""``mathsynth submit``: send ``mathsynth run ...`` to a Ray cluster as a job, then follow it.
+
+It connects to the cluster's dashboard (Ray's ``JobSubmissionClient``) with the Ray auth
+token when one is found here (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or
+``~/.ray/auth_token``; get it with ``ray get-auth-token`` on the head), checks it first
+with one request so a missing token (HTTP 401) or a wrong one (403) gives a message saying
+what to do, builds the job's runtime env (``working_dir``, ``pip``, and the teacher key plus
+``--env-var`` values *sealed* with that token, see ``sealed_env``), submits under an id derived
+from the command (``mathsynth-<hash>-<n>``, n counting earlier submissions of it), prints the
+id and follows the job (``orchestrator.watch`` when present, else the job's log stream).
+Ctrl-C stops the job and waits until it has ended: ``ray job stop`` sends the driver SIGTERM,
+which ``mathsynth run`` handles like Ctrl-C (workers commit what they finished), and the
+runtime env gives it ``RAY_JOB_STOP_WAIT_TIME_S`` (default 60 s, Ray's own is 3 s) before
+Ray's SIGKILL. Submitting the same command again resumes from the output directory.
+
+What it does NOT do: start clusters (``ray up cluster.yaml``), open tunnels (``ray dashboard
+cluster.yaml``), copy outputs back, or run anything itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shlex
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from rich.console import Console
+
+from orchestrator.sealed_env import SealError, ray_auth_token, seal
+
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+STOP_WAIT_S = 60
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+EXIT_CODES = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 130}
+TOKEN_HELP = (
+    "run `ray get-auth-token` on the head node (e.g. `ray exec cluster.yaml "
+    "'ray get-auth-token'`) and put it in RAY_AUTH_TOKEN or ~/.ray/auth_token"
+)
+
+
+class SubmitError(RuntimeError):
+    """The job cannot be submitted or followed; the message says what to do."""
+
+
+@dataclass
+class SubmitOptions:
+    run_args: list[str]
+    address: str | None = None
+    working_dir: str | None = "."
+    pip: list[str] = field(default_factory=list)
+    env_vars: list[str] = field(default_factory=list)
+    submission_id: str | None = None
+    watch: bool = True
+    stop_wait_s: int = STOP_WAIT_S
+
+
+def dashboard_address(address: str | None, environ: Mapping[str, str] = os.environ) -> str:
+    """--address, else RAY_API_SERVER_ADDRESS, else an http RAY_ADDRESS, else localhost:8265."""
+    ray_address = environ.get("RAY_ADDRESS", "")
+    address = (
+        address
+        or environ.get("RAY_API_SERVER_ADDRESS")
+        or (ray_address if ray_address.startswith(("http://", "https://")) else DEFAULT_ADDRESS)
+    )
+    return (address if "://" in address else f"http://{address}").rstrip("/")
+
+
+def connect(address: str, token: str | None = None) -> Any:
+    """A ``JobSubmissionClient`` for ``address``, after checking that the token is accepted."""
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    token = token or ray_auth_token()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        probe = requests.get(f"{address}/api/version", headers=headers, timeout=15)
+    except requests.ConnectionError:
+        raise SubmitError(
+            f"cannot reach the Ray dashboard at {address}; for a cluster started with "
+            "`ray up cluster.yaml`, keep `ray dashboard cluster.yaml` running (an SSH tunnel "
+            f"to the head's 127.0.0.1:8265) or pass --address"
+        ) from None
+    if probe.status_code == 401:
+        raise SubmitError(f"{address} requires a Ray auth token and none was found: {TOKEN_HELP}")
+    if probe.status_code == 403:
+        raise SubmitError(
+            f"{address} rejected the Ray auth token found here (it belongs to another "
+            f"cluster or is out of date): {TOKEN_HELP}"
+        )
+    try:
+        return JobSubmissionClient(address, headers=headers)
+    except AuthenticationError:
+        raise SubmitError(f"{address} refused the Ray auth token: {TOKEN_HELP}") from None
+
+
+def api_key_env(run_args: Sequence[str]) -> str:
+    """The env var holding the teacher key for these run args (``--api-key-env`` or default)."""
+    for i, arg in enumerate(run_args):
+        if arg == "--api-key-env" and i + 1 < len(run_args):
+            return run_args[i + 1]
+        if arg.startswith("--api-key-env="):
+            return arg.split("=", 1)[1]
+    return "OPENAI_API_KEY"
+
+
+def build_runtime_env(
+    opts: SubmitOptions, token: str | None, environ: Mapping[str, str] = os.environ
+) -> dict[str, Any]:
+    """working_dir / pip as given; the key and --env-var values sealed; the stop grace time."""
+    missing = [name for name in opts.env_vars if name not in environ]
+    if missing:
+        raise SubmitError(f"--env-var {', '.join(missing)}: not set in this environment")
+    names = [api_key_env(opts.run_args), *opts.env_vars]
+    secrets = {name: environ[name] for name in dict.fromkeys(names) if name in environ}
+    try:
+        env_vars = seal(secrets, token)
+    except SealError as err:
+        raise SubmitError(str(err)) from None
+    env_vars["RAY_JOB_STOP_WAIT_TIME_S"] = str(opts.stop_wait_s)
+    runtime_env: dict[str, Any] = {"env_vars": env_vars}
+    if opts.working_dir:
+        runtime_env["working_dir"] = opts.working_dir
+    if opts.pip:
+        runtime_env["pip"] = list(opts.pip)
+    return runtime_env
+
+
+def entrypoint(run_args: Sequence[str], events_flag: str) -> str:
+    """``mathsynth run ARGS`` plus ``events_flag`` (log-friendly progress) unless given."""
+    args = list(run_args)
+    if not {"--json", "--no-progress", "--progress"} & set(args):
+        args.append(events_flag)
+    return shlex.join(["mathsynth", "run", *args])
+
+
+def next_submission_id(command: str, taken: set[str]) -> str:
+    """``mathsynth-<hash of the command>-<n>``: the same command gets the next free ``n``."""
+    base = "mathsynth-" + hashlib.sha256(command.encode()).hexdigest()[:10]
+    n = 1
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+def status_of(client: Any, job_id: str) -> str:
+    status = client.get_job_status(job_id)
+    return str(getattr(status, "value", status))
+
+
+def wait_until_ended(client: Any, job_id: str, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    status = status_of(client, job_id)
+    while status not in TERMINAL and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = status_of(client, job_id)
+    return status
+
+
+def _tail_logs(client: Any, job_id: str, console: Console) -> None:
+    async def tail() -> None:
+        async for lines in client.tail_job_logs(job_id):
+            console.out(lines, end="", highlight=False)
+
+    asyncio.run(tail())
+
+
+def follow(client: Any, job_id: str, address: str, console: Console) -> str:
+    """Follow the job to its end (the live view of ``mathsynth watch`` when available)."""
+    try:
+        from orchestrator.watch import WatchError, watch_target
+    except ImportError:
+        _tail_logs(client, job_id, console)
+    else:
+        try:
+            watch_target(job_id, address, False, console)
+        except WatchError as err:
+            console.print(f"watch: {err}; following the job's log instead", highlight=False)
+            _tail_logs(client, job_id, console)
+    return wait_until_ended(client, job_id, 60)
+
+
+def submit_job(opts: SubmitOptions, console: Console, events_flag: str = "--no-progress") -> int:
+    """Submit, print the job id, follow it; the exit code mirrors the job's end state."""
+    address = dashboard_address(opts.address)
+    token = ray_auth_token()
+    client = connect(address, token)
+    runtime_env = build_runtime_env(opts, token)
+    command = entrypoint(opts.run_args, events_flag)
+    taken = {job.submission_id for job in client.list_jobs() if job.submission_id}
+    job_id = opts.submission_id or next_submission_id(command, taken)
+    try:
+        client.submit_job(entrypoint=command, runtime_env=runtime_env, submission_id=job_id)
+    except RuntimeError as err:  # the Jobs API answered with an error status (e.g. still starting)
+        raise SubmitError(f"the cluster did not accept the job: {err}") from None
+    print(job_id, flush=True)
+    console.print(
+        f"submitted [bold]{job_id}[/] to {address}: {command}\n"
+        f"  follow: mathsynth watch {job_id} --address {address}   stop: ray job stop {job_id}",
+        highlight=False,
+    )
+    if not opts.watch:
+        return 0
+    try:
+        status = follow(client, job_id, address, console)
+    except KeyboardInterrupt:
+        console.print(f"stopping {job_id}; waiting for it to commit finished work...")
+        client.stop_job(job_id)
+        status = wait_until_ended(client, job_id, opts.stop_wait_s + 30)
+        console.print(f"{job_id}: {status}; submit the same command again to resume")
+        return 130
+    console.print(f"{job_id}: {status}", highlight=False)
+    return EXIT_CODES.get(status, 1)
