@@ -1,6 +1,6 @@
 """The dashboard panel: one ``rich`` renderable drawn from a progress view and its rates.
 
-A *progress view* is the JSON-able dict the engine builds every poll (``engine._progress_view``)
+A *progress view* is the JSON-able dict the engine builds every poll (``job_report.progress_view``)
 and writes to ``<out>/_mathsynth/progress.json`` / prints with ``--json``:
 
     state        running | finished | failed | interrupted

@@ -4,10 +4,14 @@
 pipeline fingerprint), reads the ledger so finished seeds cost no teacher request, preloads
 cluster-wide dedup with the questions already written, then hands chunks of seeds to
 ``GenerationWorker`` actors (a few chunks outstanding per worker, so each stays saturated and
-work balances itself), sharing one ``RateLimiter`` actor for the teacher's hosted-API limits.
-A chunk whose actor dies is handed out again. Ctrl-C asks every worker
-to commit what it finished, then stops. Ray does the distribution; this module only decides
-which chunk goes next. Rendering is the caller's (``on_progress``).
+work balances itself), sharing one ``RateLimiter`` actor for the teacher's hosted-API limits
+and, for ``teacher.kind: vllm``, one pool of teacher replica actors. A chunk whose actor dies is
+handed out again, minus the seeds it already committed (``orchestrator.recovery``). Ctrl-C (or
+SIGTERM from ``ray job stop``) asks every worker to commit what it finished, then stops.
+
+Ray does the distribution; this module only decides which chunk goes next. The progress view
+and the summary are built by ``orchestrator.job_report``; rendering is the caller's
+(``on_progress``).
 """
 
 from __future__ import annotations
@@ -18,8 +22,6 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,15 @@ from ray.exceptions import RayActorError
 
 from orchestrator.actor_state import ClusterState
 from orchestrator.config import PipelineConfig
-from orchestrator.counters import Counters
 from orchestrator.decontam import build_index
 from orchestrator.dedup import DedupClient, ExactDedup
+from orchestrator.job_report import (
+    JobState,
+    ProgressFn,
+    build_summary,
+    progress_sink,
+    progress_view,
+)
 from orchestrator.metrics import start_hub
 from orchestrator.near_dedup import NearDedupClient, start_near_dedup
 from orchestrator.pipeline import fingerprint
@@ -45,25 +53,9 @@ from orchestrator.teacher.pricing import Price, price_for
 from orchestrator.teacher.ratelimit import RateLimiter
 from orchestrator.worker import GenerationWorker
 
-ProgressFn = Callable[[dict[str, Any]], None]
-
 
 class FatalRunError(RuntimeError):
     """The run cannot go on (bad API key, changed configuration); nothing was half-written."""
-
-
-@dataclass
-class JobState:
-    total_seeds: int
-    skipped: int
-    chunks_total: int
-    outcomes: dict[str, int] = field(default_factory=dict)
-    requeued_chunks: int = 0
-    chunks_by_node: dict[str, int] = field(default_factory=dict)
-    fatal: str | None = None
-    interrupted: bool = False
-    job: dict[str, Any] = field(default_factory=dict)  # pipeline, out: for the dashboard
-    cluster: ClusterState | None = None  # per-actor/node state for the dashboard
 
 
 def _check_fingerprint(store: OutputStore, cfg: PipelineConfig, allow_change: bool) -> None:
@@ -191,7 +183,7 @@ def run_job(
     price = price_for(cfg.teacher.model, cfg.teacher.price) if cfg.teacher else None
     snapshot: dict[str, Any] = {}
     state.job = {"pipeline": cfg.name, "out": store.url}
-    sink = _progress_sink(on_progress, ProgressFile(store).update if telemetry else None)
+    sink = progress_sink(on_progress, ProgressFile(store).update if telemetry else None)
     if telemetry:
         state.cluster = ClusterState({f"worker-{i}": w for i, w in enumerate(workers)})
     try:
@@ -216,7 +208,7 @@ def run_job(
     store.write_json("summary.json", summary)
     if sink is not None:
         done = "interrupted" if state.interrupted else "failed" if state.fatal else "finished"
-        sink({**_progress_view(snapshot, state, price), "state": done, "summary": summary})
+        sink({**progress_view(snapshot, state, price), "state": done, "summary": summary})
     if state.interrupted:
         raise KeyboardInterrupt
     if state.fatal:
@@ -309,7 +301,7 @@ def _dispatch(
                 if on_progress is not None:
                     queued = {"chunks": len(chunks), "seeds": sum(len(c) for c in chunks),
                               "outstanding_chunks": len(outstanding)}  # fmt: skip
-                    on_progress(_progress_view(snapshot, state, price, queued))
+                    on_progress(progress_view(snapshot, state, price, queued))
     except KeyboardInterrupt:
         state.interrupted = True
         ray.get([w.stop.remote() for w in workers], timeout=10)
@@ -317,110 +309,3 @@ def _dispatch(
             ray.wait(list(outstanding), num_returns=len(outstanding), timeout=30)
         raise
     return ray.get(metrics.snapshot.remote())
-
-
-def _progress_sink(*fns: ProgressFn | None) -> ProgressFn | None:
-    """One ``on_progress`` calling every given function (None if none)."""
-    given = [f for f in fns if f is not None]
-    if not given:
-        return None
-
-    def sink(view: dict[str, Any]) -> None:
-        for fn in given:
-            fn(view)
-
-    return sink
-
-
-def _progress_view(
-    snapshot: dict[str, Any],
-    state: JobState,
-    price: Price | None,
-    queued: dict[str, int] | None = None,
-) -> dict[str, Any]:
-    """The view ``orchestrator.dashboard`` documents: the hub's snapshot plus what only the
-    driver knows (seed totals, queued work, cost, actor and node state)."""
-    teacher = snapshot.get("counters", {}).get("teacher", {})
-    done = sum(snapshot.get("counters", {}).get("seeds", {}).values())
-    cost, projected = cost_estimate(teacher, price, state.total_seeds - state.skipped, int(done))
-    actors, nodes = (
-        state.cluster.poll(snapshot.get("last_push_s", {}), snapshot.get("workers", {}))
-        if state.cluster is not None
-        else ([], [])
-    )
-    return {
-        "state": "running",
-        "time": time.time(),
-        "job": state.job,
-        "queued": queued or {},
-        "actors": actors,
-        "nodes": nodes,
-        "fatal": state.fatal,
-        **snapshot,
-        "total_seeds": state.total_seeds,
-        "skipped": state.skipped,
-        "cost_usd": cost,
-        "projected_cost_usd": projected,
-    }
-
-
-def cost_estimate(
-    teacher: dict[str, float], price: Price | None, seeds_to_run: int, seeds_done: int
-) -> tuple[float | None, float | None]:
-    """Cost of the tokens used so far, and that rate extended to every seed of the run."""
-    if price is None:
-        return None, None
-    cost = price.cost(teacher.get("prompt_tokens", 0), teacher.get("completion_tokens", 0))
-    projected = cost * seeds_to_run / seeds_done if seeds_done else None
-    return round(cost, 6), round(projected, 6) if projected is not None else None
-
-
-def build_summary(
-    state: JobState,
-    snapshot: dict[str, Any],
-    store: OutputStore,
-    elapsed: float,
-    price: Price | None = None,
-) -> dict[str, Any]:
-    counters = Counters(snapshot.get("counters", {}))
-    teacher = counters.group("teacher")
-    rejected: dict[str, float] = {}
-    produced: dict[str, float] = {}
-    for group, names in counters.as_dict().items():
-        if "produced" in names:
-            produced[group] = names["produced"]
-        for name, value in names.items():
-            if name.startswith("dropped:"):
-                rejected[f"{group}:{name.removeprefix('dropped:')}"] = value
-    done = sum(state.outcomes.values())
-    ledger = store.read_ledger(with_questions=False)
-    cost, projected = cost_estimate(teacher, price, state.total_seeds - state.skipped, done)
-    return {
-        "seeds_read": state.total_seeds,
-        "seeds_skipped_already_finished": state.skipped,
-        "seeds_accepted": state.outcomes.get("accepted", 0),
-        "seeds_rejected": state.outcomes.get("rejected", 0),
-        "seeds_failed": state.outcomes.get("failed", 0),
-        "seeds_not_run": state.total_seeds - state.skipped - done,
-        "requests": teacher.get("requests", 0),
-        "prompt_tokens": teacher.get("prompt_tokens", 0),
-        "completion_tokens": teacher.get("completion_tokens", 0),
-        "teacher_errors": {k: v for k, v in teacher.items() if k.startswith("error:")},
-        # replies cut by max_tokens, re-asks with a larger budget, and those dropped (on_length)
-        "teacher_length": {
-            k: teacher.get(k, 0) for k in ("finish:length", "length_retries", "length_rejected")
-        },
-        "cost_usd": cost,
-        "projected_cost_usd": projected,
-        "items_parsed_by_stage": produced,
-        "rejected_by_reason": dict(sorted(rejected.items())),
-        "duplicates": counters.get("dedup", "dropped:duplicate"),
-        "rows_written": counters.get("writer", "rows"),
-        "rows_total": len(ledger.row_ids),
-        "shards_total": ledger.shards,
-        "chunks_requeued": state.requeued_chunks,
-        "chunks_by_node": state.chunks_by_node,
-        "interrupted": state.interrupted,
-        "fatal": state.fatal,
-        "elapsed_s": round(elapsed, 2),
-    }

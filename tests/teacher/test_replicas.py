@@ -201,4 +201,6 @@ def test_replica_whose_server_cannot_start_fails_for_good() -> None:
     s = settings(replicas=1, max_restarts=1, extra=["--no-such-flag"])
     with pytest.raises(TeacherSetupError) as info:
         ReplicaPool(s).start(timeout_s=60)
-    assert "exited with code 2" in str(info.value) and "--no-such-flag" in str(info.value)
+    # argparse exits 2; under heavy load the last incarnation may instead be killed while the
+    # supervisor gives up on it: either way the reason names the exit and the bad flag
+    assert "server exited with code" in str(info.value) and "--no-such-flag" in str(info.value)
