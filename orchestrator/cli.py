@@ -1,4 +1,5 @@
-"""The ``mathsynth`` command line: ``run``, ``demo``, ``pipelines``, ``show``.
+"""The ``mathsynth`` command line: ``run``, ``demo``, ``show``, ``stats``, ``mix``, ``submit``,
+``watch``, ``pipelines``.
 
 It turns flags, environment variables and the pipeline file into one validated config, picks
 the teacher (a given OpenAI-compatible URL, OpenAI itself, or the built-in offline CPU teacher
@@ -372,12 +373,10 @@ def submit(
     """Run `mathsynth run ARGS` as a Ray job on a cluster and follow it (Ctrl-C stops it)."""
     from orchestrator.submit import SubmitError, SubmitOptions, submit_job
 
-    run_params = typer.main.get_command(app).commands["run"].params  # type: ignore[attr-defined]
-    has_json = any("--json" in p.opts for p in run_params)
     opts = SubmitOptions(run_args, address, working_dir or None, pip, env_var, submission_id,
                          watch=not no_watch)  # fmt: skip
-    try:
-        code = submit_job(opts, console, "--json" if has_json else "--no-progress")
+    try:  # the job's driver prints JSON progress events, which `watch` renders
+        code = submit_job(opts, console, "--json")
     except SubmitError as err:
         raise _fail(str(err)) from None
     raise typer.Exit(code)

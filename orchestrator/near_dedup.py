@@ -195,10 +195,7 @@ def start_near_dedup(
     bands, _ = settings.band_params()
     shards = min(settings.shards, bands)
     shard = LSHBandShard.options(**(options or {}))  # type: ignore[attr-defined]
-    return [
-        shard.remote(list(range(s, bands, shards)))
-        for s in range(shards)
-    ]
+    return [shard.remote(list(range(s, bands, shards))) for s in range(shards)]
 
 
 class NearDedupClient:

@@ -184,7 +184,7 @@ def follow(client: Any, job_id: str, address: str, console: Console) -> str:
     return wait_until_ended(client, job_id, 60)
 
 
-def submit_job(opts: SubmitOptions, console: Console, events_flag: str = "--no-progress") -> int:
+def submit_job(opts: SubmitOptions, console: Console, events_flag: str = "--json") -> int:
     """Submit, print the job id, follow it; the exit code mirrors the job's end state."""
     address = dashboard_address(opts.address)
     token = ray_auth_token()
