@@ -371,13 +371,14 @@ def submit(
     ] = False,
 ) -> None:
     """Run `mathsynth run ARGS` as a Ray job on a cluster and follow it (Ctrl-C stops it)."""
-    from orchestrator.submit import SubmitError, SubmitOptions, submit_job
+    from orchestrator.jobs_api import JobsAPIError
+    from orchestrator.submit import SubmitOptions, submit_job
 
     opts = SubmitOptions(run_args, address, working_dir or None, pip, env_var, submission_id,
                          watch=not no_watch)  # fmt: skip
     try:  # the job's driver prints JSON progress events, which `watch` renders
         code = submit_job(opts, console, "--json")
-    except SubmitError as err:
+    except JobsAPIError as err:
         raise _fail(str(err)) from None
     raise typer.Exit(code)
 
@@ -391,11 +392,12 @@ def watch(
     json_events: Annotated[bool, typer.Option("--json", help="print JSON events")] = False,
 ) -> None:
     """Follow a running job live (the same view `run` shows); exits when the job ends."""
-    from orchestrator.watch import WatchError, watch_target
+    from orchestrator.jobs_api import JobsAPIError
+    from orchestrator.watch import watch_target
 
     try:
         code, summary = watch_target(target, address, json_events, console)
-    except WatchError as err:
+    except JobsAPIError as err:
         raise _fail(str(err)) from None
     if summary is not None and not json_events:
         print_summary(summary)

@@ -7,7 +7,7 @@ with one request so a missing token (HTTP 401) or a wrong one (403) gives a mess
 what to do, builds the job's runtime env (``working_dir``, ``pip``, and the teacher key plus
 ``--env-var`` values *sealed* with that token, see ``sealed_env``), submits under an id derived
 from the command (``mathsynth-<hash>-<n>``, n counting earlier submissions of it), prints the
-id and follows the job (``orchestrator.watch`` when present, else the job's log stream).
+id and follows the job (``orchestrator.watch``, or the job's log stream if that cannot attach).
 Ctrl-C stops the job and waits until it has ended: ``ray job stop`` sends the driver SIGTERM,
 which ``mathsynth run`` handles like Ctrl-C (workers commit what they finished), and the
 runtime env gives it ``RAY_JOB_STOP_WAIT_TIME_S`` (default 60 s, Ray's own is 3 s) before
@@ -28,22 +28,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
 from rich.console import Console
 
+from orchestrator.jobs_api import JobsAPIError, connect, dashboard_address
 from orchestrator.sealed_env import SealError, ray_auth_token, seal
 
-DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 STOP_WAIT_S = 60
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 EXIT_CODES = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 130}
-TOKEN_HELP = (
-    "run `ray get-auth-token` on the head node (e.g. `ray exec cluster.yaml "
-    "'ray get-auth-token'`) and put it in RAY_AUTH_TOKEN or ~/.ray/auth_token"
-)
 
 
-class SubmitError(RuntimeError):
+class SubmitError(JobsAPIError):
     """The job cannot be submitted or followed; the message says what to do."""
 
 
@@ -57,45 +52,6 @@ class SubmitOptions:
     submission_id: str | None = None
     watch: bool = True
     stop_wait_s: int = STOP_WAIT_S
-
-
-def dashboard_address(address: str | None, environ: Mapping[str, str] = os.environ) -> str:
-    """--address, else RAY_API_SERVER_ADDRESS, else an http RAY_ADDRESS, else localhost:8265."""
-    ray_address = environ.get("RAY_ADDRESS", "")
-    address = (
-        address
-        or environ.get("RAY_API_SERVER_ADDRESS")
-        or (ray_address if ray_address.startswith(("http://", "https://")) else DEFAULT_ADDRESS)
-    )
-    return (address if "://" in address else f"http://{address}").rstrip("/")
-
-
-def connect(address: str, token: str | None = None) -> Any:
-    """A ``JobSubmissionClient`` for ``address``, after checking that the token is accepted."""
-    from ray.exceptions import AuthenticationError
-    from ray.job_submission import JobSubmissionClient
-
-    token = token or ray_auth_token()
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        probe = requests.get(f"{address}/api/version", headers=headers, timeout=15)
-    except requests.ConnectionError:
-        raise SubmitError(
-            f"cannot reach the Ray dashboard at {address}; for a cluster started with "
-            "`ray up cluster.yaml`, keep `ray dashboard cluster.yaml` running (an SSH tunnel "
-            f"to the head's 127.0.0.1:8265) or pass --address"
-        ) from None
-    if probe.status_code == 401:
-        raise SubmitError(f"{address} requires a Ray auth token and none was found: {TOKEN_HELP}")
-    if probe.status_code == 403:
-        raise SubmitError(
-            f"{address} rejected the Ray auth token found here (it belongs to another "
-            f"cluster or is out of date): {TOKEN_HELP}"
-        )
-    try:
-        return JobSubmissionClient(address, headers=headers)
-    except AuthenticationError:
-        raise SubmitError(f"{address} refused the Ray auth token: {TOKEN_HELP}") from None
 
 
 def api_key_env(run_args: Sequence[str]) -> str:
@@ -171,16 +127,13 @@ def _tail_logs(client: Any, job_id: str, console: Console) -> None:
 
 def follow(client: Any, job_id: str, address: str, console: Console) -> str:
     """Follow the job to its end (the live view of ``mathsynth watch`` when available)."""
+    from orchestrator.watch import watch_target
+
     try:
-        from orchestrator.watch import WatchError, watch_target
-    except ImportError:
+        watch_target(job_id, address, False, console)
+    except JobsAPIError as err:
+        console.print(f"watch: {err}; following the job's log instead", highlight=False)
         _tail_logs(client, job_id, console)
-    else:
-        try:
-            watch_target(job_id, address, False, console)
-        except WatchError as err:
-            console.print(f"watch: {err}; following the job's log instead", highlight=False)
-            _tail_logs(client, job_id, console)
     return wait_until_ended(client, job_id, 60)
 
 

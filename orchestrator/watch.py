@@ -10,10 +10,8 @@ Two sources of progress views (``orchestrator.dashboard`` documents them):
   ``ray.job_submission.JobSubmissionClient`` and renders the events (other log lines are shown
   as they are, or dropped with ``--json``).
 
-Token authentication (``RAY_AUTH_MODE=token``): the token is taken from ``RAY_AUTH_TOKEN``,
-the file named by ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token`` and sent as a bearer header.
-Ray's client raises ``AuthenticationError`` on the server's 401/403; whether a token was sent
-tells "missing" from "rejected". Watching ends when the job does (exit code 0 when it
+Token authentication (``RAY_AUTH_MODE=token``): ``orchestrator.jobs_api.connect`` finds the
+token where Ray does and says whether it is missing (401) or rejected (403). Watching ends when the job does (exit code 0 when it
 finished, 1 when it failed or was stopped, 130 when it was interrupted). It never starts,
 stops or changes a job.
 """
@@ -29,13 +27,14 @@ from typing import Any
 
 from rich.console import Console
 
+from orchestrator.jobs_api import JobsAPIError, connect
 from orchestrator.progress import PROGRESS_FILE, ProgressDisplay
 
 STALE_S = 30.0
 EXIT_CODES = {"finished": 0, "failed": 1, "interrupted": 130}
 
 
-class WatchError(RuntimeError):
+class WatchError(JobsAPIError):
     """Cannot watch: unreachable dashboard, missing/rejected token, unknown job."""
 
 
@@ -80,39 +79,6 @@ def watch_output(
                 console.print(f"no progress for {STALE_S:.0f}s: is the run still going?")
                 warned = True
             time.sleep(poll_s)
-
-
-def auth_token() -> str | None:
-    """The Ray auth token, where Ray looks for it (env, token path, ~/.ray/auth_token)."""
-    if os.environ.get("RAY_AUTH_TOKEN"):
-        return os.environ["RAY_AUTH_TOKEN"].strip()
-    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
-    return path.read_text().strip() if path.is_file() else None
-
-
-def connect(address: str) -> Any:
-    """A ``JobSubmissionClient`` for ``address``; ``WatchError`` saying what to do on failure."""
-    from ray.exceptions import AuthenticationError
-    from ray.job_submission import JobSubmissionClient
-
-    token = auth_token()
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-    try:
-        return JobSubmissionClient(address, headers=headers)
-    except AuthenticationError:
-        if token is None:
-            raise WatchError(
-                f"{address} requires a Ray auth token and none was found: run "
-                "`ray get-auth-token` on the head node and set RAY_AUTH_TOKEN (or save it to "
-                "~/.ray/auth_token)"
-            ) from None
-        raise WatchError(
-            f"{address} rejected the Ray auth token (from RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH "
-            "or ~/.ray/auth_token): get the cluster's token with `ray get-auth-token` on the "
-            "head node"
-        ) from None
-    except ConnectionError:
-        raise WatchError(f"cannot reach the Ray dashboard at {address}") from None
 
 
 def watch_job(

@@ -93,14 +93,7 @@ class GenerationWorker:
     def _context(self) -> StepContext:
         if self._ctx is None:
             run, teacher = self.cfg.run, self.cfg.teacher
-            client: Any = None
-            if teacher is not None and self.teacher_pool is not None:
-                client = RoutedTeacher(teacher, self.teacher_pool, api_key=self.api_key)
-            elif teacher is not None:
-                client = TeacherClient(teacher, api_key=self.api_key)
-            if teacher is not None and teacher.kind == "openai-batch":  # provider Batch API
-                ledger = BatchLedger(self.store.storage)  # batch ids: a rerun polls them
-                client = BatchTeacherClient(teacher, self.api_key, ledger)
+            client = self._make_teacher()
             limiter = None
             batched = isinstance(client, BatchTeacherClient)  # no rate limiter for batches
             if client is not None and teacher and self.limiter is not None and not batched:
@@ -116,6 +109,18 @@ class GenerationWorker:
                 client.counters = self._ctx.counters  # re-sends, requests per replica
             self._reporter = asyncio.get_running_loop().create_task(self._report_loop())
         return self._ctx
+
+    def _make_teacher(self) -> Any:
+        """The teacher client for ``teacher.kind``: the provider's Batch API, the job's vLLM
+        replicas (routed), or one OpenAI-compatible server; None without a teacher."""
+        teacher = self.cfg.teacher
+        if teacher is None:
+            return None
+        if teacher.kind == "openai-batch":  # batch ids recorded under --out: a rerun polls them
+            return BatchTeacherClient(teacher, self.api_key, BatchLedger(self.store.storage))
+        if self.teacher_pool is not None:
+            return RoutedTeacher(teacher, self.teacher_pool, api_key=self.api_key)
+        return TeacherClient(teacher, api_key=self.api_key)
 
     async def _report_loop(self) -> None:
         while True:

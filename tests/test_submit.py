@@ -32,16 +32,12 @@ import requests
 import yaml
 
 from orchestrator.config import SeedConfig
+from orchestrator.jobs_api import dashboard_address
 from orchestrator.resources import data_dir
 from orchestrator.sealed_env import PREFIX, unseal_environ
 from orchestrator.seeds import load_seeds
 from orchestrator.store import OutputStore
-from orchestrator.submit import (
-    SubmitOptions,
-    build_runtime_env,
-    dashboard_address,
-    next_submission_id,
-)
+from orchestrator.submit import SubmitOptions, build_runtime_env, next_submission_id
 from tests.support.key_gate import KeyGate
 from tests.support.scripted_server import ScriptedServer
 from tests.support.tinygsm_teacher import last_user_message, tinygsm_reply
