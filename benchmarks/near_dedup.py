@@ -177,7 +177,7 @@ def main() -> None:
     ap.add_argument("--big", type=int, default=1_000_000, help="rows for the memory case")
     ap.add_argument("--skip-memory", action="store_true")
     args = ap.parse_args()
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
              logging_level="WARNING", log_to_driver=False)  # fmt: skip
     settings = NearDedupSettings(enabled=True, threshold=args.threshold, shards=args.shards)
     recs, planted = corpus(args.data, args.docs, args.dup_rate)

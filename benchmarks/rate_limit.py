@@ -48,7 +48,6 @@ class Sender:
     async def run(self, seconds: float, seed: int) -> int:
         ctx = StepContext(
             teacher=self.client,
-            teacher_model="bench",
             request_slots=asyncio.Semaphore(self.concurrency),
             executor=None,  # type: ignore[arg-type]  # no sandbox here
             limiter=self.limiter,
@@ -119,7 +118,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.5)
     args = parser.parse_args()
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
              logging_level="ERROR", log_to_driver=False)  # fmt: skip
     limits = RateLimits(requests_per_minute=args.rpm, tokens_per_minute=args.tpm)
     rec = Recorder(args.latency)

@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=48, help="requests kept outstanding")
     parser.add_argument("--seconds", type=float, default=8.0, help="measured window per setup")
     args = parser.parse_args()
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
              logging_level="WARNING", log_to_driver=False)  # fmt: skip
     try:
         one = measure(1, args)

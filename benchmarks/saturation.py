@@ -211,7 +211,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured window / ideal")
     parser.add_argument("--cases", default="1x8,2x8,2x32", help="engine: WORKERSxCONCURRENCY")
     args = parser.parse_args()
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
              logging_level="ERROR", log_to_driver=False)  # fmt: skip
     try:
         if args.mode == "engine":
