@@ -31,6 +31,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from orchestrator.placement import on_driver_node
 from orchestrator.teacher.client import TeacherSettings
 from orchestrator.teacher.launch import TeacherSetupError, check_vllm
 from orchestrator.teacher.replicas import TeacherReplica, replica_placement
@@ -218,7 +219,10 @@ class ReplicaPool:
 
     def start(self, min_healthy: int = 1, timeout_s: float | None = None) -> ReplicaPool:
         self.preflight()
-        self.supervisor = ReplicaSupervisor.remote(self.settings.model_dump_json())
+        # job state, like dedup and metrics: on the driver's node, never on a node that can go
+        self.supervisor = ReplicaSupervisor.options(**on_driver_node()).remote(
+            self.settings.model_dump_json()
+        )
         try:
             ray.get(self.supervisor.run.remote())
             ray.get(self.supervisor.wait_ready.remote(min_healthy, timeout_s))
