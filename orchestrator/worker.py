@@ -84,6 +84,8 @@ class GenerationWorker:
             post.insert(0, Decontaminate(contamination, self.cfg.decontamination.fields))
         self.post = FilterStep(post) if post else None
         self.stopping = asyncio.Event()
+        self.node_ip = ray.util.get_node_ip_address()  # for the dashboard's per-node view
+        self.node_id = ray.get_runtime_context().get_node_id()  # where each chunk committed
         self._ctx: StepContext | None = None
         self._reported: dict[str, dict[str, float]] = {}
         self._recent: list[dict[str, Any]] = []
@@ -136,7 +138,7 @@ class GenerationWorker:
         gauges: dict[str, Any] = {
             "in_flight": self._ctx.in_flight.value, "alive": 1,
             "waiting": getattr(self._ctx.request_slots, "waiting", 0),
-            "node": ray.util.get_node_ip_address(),
+            "node": self.node_ip,
         }  # fmt: skip
         replica_load = getattr(self._ctx.teacher, "replica_load", None)  # {url: in flight}
         if replica_load is not None:
@@ -226,7 +228,7 @@ class GenerationWorker:
         for outcome in commit.seeds.values():
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
         return {"worker": self.name, "outcomes": outcomes, "committed": list(commit.seeds),
-                "fatal": fatal, "node": ray.get_runtime_context().get_node_id()}  # fmt: skip
+                "fatal": fatal, "node": self.node_id}  # fmt: skip
 
     def _record_outcome(
         self, commit: Commit, seed_id: str, result: SeedResult, ctx: StepContext

@@ -18,6 +18,7 @@ from orchestrator.records import Record, normalize_question
 from orchestrator.sandbox import Sandbox
 from orchestrator.seeds import load_seeds
 from orchestrator.tinygsm.execute import RunProgram
+from tests.support.output import rows
 from tests.support.scripted_server import Fault, ScriptedServer
 from tests.support.tinygsm_teacher import tinygsm_reply, unique_good_questions
 
@@ -40,12 +41,6 @@ def make_config(base_url: str, **tinygsm: Any) -> PipelineConfig:
 @pytest.fixture
 def seeds(gsm8k_train: Path) -> list:
     return load_seeds(str(gsm8k_train), make_config("http://x").seeds, limit=10)
-
-
-def rows(out: Path) -> list[dict[str, Any]]:
-    return [
-        r for f in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(f).to_pylist()
-    ]
 
 
 def rejected_rows(out: Path) -> list[dict[str, Any]]:

@@ -8,24 +8,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 
 from orchestrator.engine import run_job
 from orchestrator.records import normalize_question
 from orchestrator.seeds import load_seeds
 from orchestrator.stats import funnel
+from tests.support.output import rows
 from tests.support.scripted_server import ScriptedServer
 from tests.support.tinygsm_teacher import plan_one_step, tinygsm_reply
 from tests.test_engine import make_config
 
 pytestmark = pytest.mark.usefixtures("ray_local")
-
-
-def rows(out: Path, split: str = "data") -> list[dict[str, Any]]:
-    return [
-        r for f in sorted((out / split).glob("*.parquet")) for r in pq.read_table(f).to_pylist()
-    ]
 
 
 def with_filters(base_url: str, **sections: Any):

@@ -112,13 +112,7 @@ class BatchTeacherClient(BatchAPIClient):
         seed: int | None = None,
     ) -> Completion:
         """One chat completion, answered by a batch line; raises ``TeacherError`` otherwise."""
-        body: dict[str, Any] = {"model": self.settings.model, "messages": messages,
-                                "max_tokens": max_tokens, "temperature": temperature,
-                                "top_p": top_p}  # fmt: skip
-        if stop:
-            body["stop"] = stop
-        if seed is not None:
-            body["seed"] = seed
+        body = self.request_body(messages, max_tokens, temperature, top_p, stop, seed)
         key = content_hash(body, length=32)
         cid = "ms-" + content_hash(key, self._seen[key], length=32)
         self._seen[key] += 1

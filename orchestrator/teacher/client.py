@@ -317,17 +317,7 @@ class TeacherClient:
     ) -> Completion:
         """One chat completion; retries transient failures, raises ``TeacherError`` otherwise."""
         client = self._sdk_client()
-        request: dict[str, Any] = {
-            "model": self.settings.model,
-            "messages": messages,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
-        }
-        if stop:
-            request["stop"] = stop
-        if seed is not None:
-            request["seed"] = seed
+        request = self.request_body(messages, max_tokens, temperature, top_p, stop, seed)
 
         s = self.settings
         attempts = 0
@@ -356,6 +346,29 @@ class TeacherClient:
         self._bump("prompt_tokens", result.prompt_tokens)
         self._bump("completion_tokens", result.completion_tokens)
         return result
+
+    def request_body(
+        self,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+        stop: list[str] | None,
+        seed: int | None,
+    ) -> dict[str, Any]:
+        """The ``chat.completions`` request body (also a Batch API line's ``body``)."""
+        body: dict[str, Any] = {
+            "model": self.settings.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+        }
+        if stop:
+            body["stop"] = stop
+        if seed is not None:
+            body["seed"] = seed
+        return body
 
     async def close(self) -> None:
         client, self._client, self._client_loop = self._client, None, None

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-import pyarrow.parquet as pq
 import pytest
 
 from orchestrator.arithmetic.pipeline import make_seeds
@@ -17,6 +16,7 @@ from orchestrator.config import PipelineConfig
 from orchestrator.engine import run_job
 from orchestrator.records import normalize_question
 from tests.arithmetic.checks import check_solution, expected_answer, read_question
+from tests.support.output import rows
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
@@ -29,12 +29,6 @@ def make_config(**section: Any) -> PipelineConfig:
     cfg, builtin = build_config("arithmetic", overrides)
     assert not builtin and cfg.teacher is None
     return cfg
-
-
-def rows(out: Path) -> list[dict[str, Any]]:
-    return [
-        r for f in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(f).to_pylist()
-    ]
 
 
 def test_arithmetic_end_to_end(tmp_path: Path) -> None:

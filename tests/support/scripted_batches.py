@@ -262,12 +262,7 @@ class BatchEndpoints:
         from tests.support.scripted_server import _ERROR_TYPES, Fault
 
         srv = self.server
-        with srv._lock:
-            index = srv._request_count
-            srv._request_count += 1
-            if srv.record_requests:
-                srv._requests.append(body)
-            fault = srv._injected.popleft() if srv._injected else None
+        index, fault = srv._admit(body)
         if fault is None:
             try:
                 outcome = srv._reply(body, index)

@@ -403,12 +403,7 @@ class ScriptedServer:
             self._count(400)
             return _error_response(400, "'messages' must be a list")
 
-        with self._lock:
-            index = self._request_count
-            self._request_count += 1
-            if self.record_requests:
-                self._requests.append(body)
-            fault = self._injected.popleft() if self._injected else None
+        index, fault = self._admit(body)
 
         if self._serving is None:
             await self._sleep(self.latency)
@@ -429,6 +424,17 @@ class ScriptedServer:
                 completion = self._completion(body, index, str(outcome))
                 return web.json_response(completion, headers=self._limit_headers())
         return await self._serve_fault(request, body, index, fault)
+
+    def _admit(self, body: dict[str, Any]) -> tuple[int, Fault | None]:
+        """Number a chat request (direct or a batch line), record it, take the next injected
+        fault (None if none is queued)."""
+        with self._lock:
+            index = self._request_count
+            self._request_count += 1
+            if self.record_requests:
+                self._requests.append(body)
+            fault = self._injected.popleft() if self._injected else None
+        return index, fault
 
     async def _serve_fault(
         self, request: web.Request, body: dict[str, Any], index: int, fault: Fault

@@ -19,6 +19,7 @@ from orchestrator.engine import run_job
 from orchestrator.records import normalize_question
 from orchestrator.seeds import load_seeds
 from orchestrator.store import LEDGER_KEY
+from tests.support.output import rows
 from tests.support.scripted_server import ScriptedServer
 from tests.support.tinygsm_teacher import tinygsm_reply, unique_good_questions
 
@@ -41,12 +42,6 @@ def make_config(base_url: str, kind: str = "openai-batch") -> PipelineConfig:
 @pytest.fixture
 def seeds(gsm8k_train: Path) -> list:
     return load_seeds(str(gsm8k_train), make_config("http://x").seeds, limit=10)
-
-
-def rows(out: Path) -> list[dict[str, Any]]:
-    return [
-        r for f in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(f).to_pylist()
-    ]
 
 
 def committed_seeds(out: Path) -> collections.Counter[str]:
