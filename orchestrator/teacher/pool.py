@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -113,13 +113,15 @@ class ReplicaSupervisor:
             if sum(s.phase == "healthy" for s in self.states) >= need:
                 return
             failed = [s for s in self.states if s.phase == "failed"]
-            if len(self.states) - len(failed) < need or time.monotonic() > deadline:
+            late = time.monotonic() > deadline
+            if len(self.states) - len(failed) < need or late:
                 errors = [s.error for s in failed if s.error] or [
                     s.error or f"replica {s.index}: {s.phase}" for s in self.states
                 ]
+                when = f"within {timeout_s or self.settings.replica.startup_timeout_s + 60:g} s"
                 raise TeacherSetupError(
                     f"{need} of {len(self.states)} teacher replica(s) could not be made "
-                    f"healthy: {errors[0]}",
+                    f"healthy{' ' + when if late and not failed else ''}: {errors[0]}",
                     permanent=bool(failed),
                 )
             await asyncio.sleep(0.2)
@@ -185,12 +187,34 @@ class ReplicaSupervisor:
 
     async def _restart(self, i: int, why: str) -> None:
         """Kill the server group at once (a hung server gets no grace), then the actor, which
-        Ray restarts because ``no_restart=False``."""
+        Ray restarts because ``no_restart=False``; return once a new incarnation answers."""
         self._mark_restart(i, why)
         replica = self.replicas[i]
+        old = None
         with contextlib.suppress(Exception):
             await _within(replica.stop_server.remote(False), 15)
+            old = await _within(replica.incarnation_id.remote(), 5)
         ray.kill(replica, no_restart=False)
+        if old is not None:
+            await self._until_replaced(i, old)
+
+    async def _until_replaced(self, i: int, old: str) -> None:
+        """Wait until the process that answers for replica ``i`` is not incarnation ``old``.
+
+        ``ray.kill`` is delivered through the GCS while calls go straight to the actor, so a
+        ``start`` sent right after it can run in the dying process. Ray kills a dying worker's
+        child processes first, so that start would report our brand-new server as killed (-9),
+        a failure of the old incarnation counted against the new one."""
+        deadline = time.monotonic() + self.settings.replica.startup_timeout_s + 60
+        while time.monotonic() < deadline:
+            try:
+                if await _within(self.replicas[i].incarnation_id.remote(), 30) != old:
+                    return
+            except ActorDiedError:
+                return  # out of restarts: the caller's next call sees that
+            except (RayActorError, asyncio.TimeoutError):
+                pass  # the old process died with this call in flight, or Ray is restarting it
+            await asyncio.sleep(0.2)
 
     async def shutdown(self) -> None:
         for task in self._tasks:

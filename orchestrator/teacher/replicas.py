@@ -136,6 +136,10 @@ class TeacherReplica:
             f"{r.startup_timeout_s:g} s; log {log}:\n{self.log_tail()}"
         )
 
+    def incarnation_id(self) -> str:
+        """Which process answers: it changes when Ray restarts the actor."""
+        return self.incarnation
+
     def info(self) -> dict[str, Any]:
         return {
             "index": self.index,
