@@ -8,6 +8,12 @@ derived from the metrics hub's last-push age instead: ``alive`` while it pushes,
 after ``SILENT_S`` without a push, ``starting`` before its first push. A state-API answer
 (up to ``every_s`` old) saying an actor is still being created yields to a newer push.
 
+What the driver itself saw overrides both when it is newer news: a worker whose task failed
+because its process died is ``restarting`` until it answers a ping again, and ``dead`` once
+Ray cannot bring it back (``orchestrator.recovery.WorkerHealth``), with or without a dashboard;
+only Ray's own ``dead`` outranks it. Teacher replicas' phases (healthy / starting /
+restarting / failed, with restarts and last failure) come from the replica supervisor.
+
 It only reports; it restarts nothing (Ray's ``max_restarts`` does) and renders nothing.
 """
 
@@ -35,9 +41,13 @@ def _dashboard_url() -> str | None:
 
 
 class ClusterState:
-    def __init__(self, workers: dict[str, Any], every_s: float = 3.0) -> None:
+    def __init__(
+        self, workers: dict[str, Any], every_s: float = 3.0, supervisor: Any = None
+    ) -> None:
         self.names = {handle._actor_id.hex(): name for name, handle in workers.items()}
         self.every_s = every_s
+        self.supervisor = supervisor  # the teacher replica supervisor, if any
+        self.replicas: list[dict[str, Any]] = []  # its status() rows, as of the last refresh
         self.address = _dashboard_url()
         self.job_id = ray.get_runtime_context().get_job_id()
         self._last = -float("inf")
@@ -77,14 +87,23 @@ class ClusterState:
         }
 
     def poll(
-        self, last_push_s: dict[str, float], workers: dict[str, dict[str, Any]] | None = None
+        self,
+        last_push_s: dict[str, float],
+        workers: dict[str, dict[str, Any]] | None = None,
+        down: dict[str, str] | None = None,
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(actors, nodes) rows of the progress view (see ``orchestrator.dashboard``); an actor
-        row's ``source`` says where its state came from: ``ray`` (state API) or ``push``."""
+        row's ``source`` says where its state came from: ``ray`` (state API), ``push`` or
+        ``driver`` (``down``: worker name -> restarting | dead, what the driver saw)."""
         if time.monotonic() - self._last >= self.every_s:
             self._last = time.monotonic()
             self._refresh()
-        workers = workers or {}
+        if self.supervisor is not None and ray.is_initialized():  # one call to the driver's node
+            try:
+                self.replicas = ray.get(self.supervisor.status.remote(), timeout=3)
+            except (ray.exceptions.RayError, TimeoutError):
+                pass  # keep the last known phases
+        workers, down = workers or {}, down or {}
         actors, per_node = [], {info["node"]: 0 for info in self._nodes.values()}
         for name in self.names.values():
             age = last_push_s.get(name)
@@ -99,6 +118,8 @@ class ClusterState:
             else:
                 state = "starting" if age is None else "alive" if age < SILENT_S else "silent"
                 node = pushed.get("node")
+            if name in down and state != "dead":
+                state, source = down[name], "driver"
             if node in per_node and state not in ("dead", "silent"):
                 per_node[node] += 1
             actors.append({

@@ -8,8 +8,10 @@ and writes to ``<out>/_mathsynth/progress.json`` / prints with ``--json``:
     counters     {group: {name: n}} (orchestrator.counters): seeds, teacher, stages, writer
     gauges       {"in_flight": n, "waiting": n, "replicas": {url: in_flight}} summed over workers
     queued       {"chunks": n, "seeds": n, "outstanding_chunks": n} held by the driver
-    actors       [{"name", "state", "node", "last_push_s", "in_flight"}]
+    actors       [{"name", "state", "node", "last_push_s", "in_flight", "source"}]
     nodes        [{"node", "state", "actors"}]
+    replica_states  [{"index", "phase", "url", "restarts", "last_failure", ...}] teacher
+                 replicas as their supervisor sees them (kind vllm only)
     errors       [{"kind", "message", "worker", "time"}] latest few, oldest first
     recent       [{"question", "answer"}] a few recently accepted rows
     total_seeds, skipped, cost_usd, projected_cost_usd, elapsed_s, fatal
@@ -166,14 +168,25 @@ def _actors(view: dict[str, Any]) -> Table | None:
 
 
 def _replicas(view: dict[str, Any]) -> Table | None:
-    replicas = view.get("gauges", {}).get("replicas") or {}
-    if not replicas:
+    """One row per replica: its phase from the supervisor, load from the workers' routers."""
+    load = dict(view.get("gauges", {}).get("replicas") or {})
+    states = view.get("replica_states") or []
+    if not load and not states:
         return None
     table = Table(title="teacher replicas", title_justify="left", expand=False)
-    table.add_column("replica")
-    table.add_column("in flight")
-    for url, load in sorted(replicas.items()):
-        table.add_row(url, str(int(load)))
+    for col in ("replica", "url", "state", "restarts", "in flight"):
+        table.add_column(col)
+    for rep in states:
+        url = rep.get("url")
+        failure = f" ({rep['last_failure']})" if rep.get("last_failure") else ""
+        table.add_row(
+            str(rep.get("index", "?")), url or "-", f"{rep.get('phase', '?')}",
+            f"{int(rep.get('restarts', 0))}{failure}", str(int(load.pop(url, 0))) if url else "-",
+        )  # fmt: skip
+    for url, n in sorted(load.items()):  # routed to, not (or no longer) in the status
+        if not n:
+            continue
+        table.add_row("?", url, "-", "-", str(int(n)))
     return table
 
 

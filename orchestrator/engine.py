@@ -185,7 +185,10 @@ def run_job(
     state.job = {"pipeline": cfg.name, "out": store.url}
     sink = progress_sink(on_progress, ProgressFile(store).update if telemetry else None)
     if telemetry:
-        state.cluster = ClusterState({f"worker-{i}": w for i, w in enumerate(workers)})
+        state.cluster = ClusterState(
+            {f"worker-{i}": w for i, w in enumerate(workers)},
+            supervisor=teacher_pool.supervisor if teacher_pool else None,
+        )
     try:
         snapshot = _dispatch(
             workers, chunks, per_worker, metrics, state, sink, poll_s, price, store
@@ -297,6 +300,7 @@ def _dispatch(
                     ray.get([w.stop.remote() for w in workers])
             if time.monotonic() - last_poll >= poll_s or not outstanding:
                 last_poll = time.monotonic()
+                state.down = {f"worker-{i}": s for i, s in health.states().items()}
                 snapshot = ray.get(metrics.snapshot.remote())
                 if on_progress is not None:
                     queued = {"chunks": len(chunks), "seeds": sum(len(c) for c in chunks),

@@ -34,6 +34,7 @@ class JobState:
     interrupted: bool = False
     job: dict[str, Any] = field(default_factory=dict)  # pipeline, out: for the dashboard
     cluster: ClusterState | None = None  # per-actor/node state for the dashboard
+    down: dict[str, str] = field(default_factory=dict)  # worker name -> restarting | dead
 
 
 def progress_sink(*fns: ProgressFn | None) -> ProgressFn | None:
@@ -60,9 +61,10 @@ def progress_view(
     teacher = snapshot.get("counters", {}).get("teacher", {})
     done = sum(snapshot.get("counters", {}).get("seeds", {}).values())
     cost, projected = cost_estimate(teacher, price, state.total_seeds - state.skipped, int(done))
+    cluster = state.cluster
     actors, nodes = (
-        state.cluster.poll(snapshot.get("last_push_s", {}), snapshot.get("workers", {}))
-        if state.cluster is not None
+        cluster.poll(snapshot.get("last_push_s", {}), snapshot.get("workers", {}), state.down)
+        if cluster is not None
         else ([], [])
     )
     return {
@@ -72,6 +74,7 @@ def progress_view(
         "queued": queued or {},
         "actors": actors,
         "nodes": nodes,
+        "replica_states": cluster.replicas if cluster is not None else [],
         "fatal": state.fatal,
         **snapshot,
         "total_seeds": state.total_seeds,

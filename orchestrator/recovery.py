@@ -83,5 +83,11 @@ class WorkerHealth:
         down = self._down()
         return [i for i in range(len(self.workers)) if i not in down]
 
+    def states(self) -> dict[int, str]:
+        """What the driver knows of its down workers: ``restarting`` (died, not answering
+        yet) or ``dead`` (cannot come back). Workers not listed are in use."""
+        down = {i: "restarting" for i in (*self.pings.values(), *self.retry_at)}
+        return {**down, **dict.fromkeys(self.lost, "dead")}
+
     def all_lost(self) -> bool:
         return len(self.lost) == len(self.workers)

@@ -89,10 +89,12 @@ def test_worker_health_waits_for_a_restart_and_gives_up_on_a_dead_worker() -> No
     health.died(0)
     health.died(1)
     assert 1 not in health.usable()  # no chunk for a worker that has not answered yet
+    assert health.states() == {0: "restarting", 1: "restarting"}  # what the dashboard shows
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline and (health.usable() != [0, 2] or 1 not in health.lost):
         time.sleep(0.1)
     assert health.usable() == [0, 2] and health.lost == {1} and not health.all_lost()
+    assert health.states() == {1: "dead"}
     assert ray.get(back.ping.remote()) != first_pid  # a new process
 
 
@@ -150,10 +152,21 @@ def test_worker_process_killed_mid_run(tmp_path: Path) -> None:
     with ScriptedServer(reply=tinygsm_reply, latency=0.5) as srv:
         killer = threading.Thread(target=kill_one, daemon=True)
         killer.start()
-        summary = run_job(job_config(srv.base_url, RUN), seeds, out, poll_s=0.2)
+        states: list[dict[str, tuple[str, str]]] = []
+        summary = run_job(
+            job_config(srv.base_url, RUN), seeds, out, poll_s=0.2,
+            on_progress=lambda v: states.append({a["name"]: (a["state"], a["source"])
+                                                 for a in v["actors"]}),
+        )  # fmt: skip
         killer.join(timeout=5)
         assert "killed" in report, "the run ended before a worker could be killed"
         assert report.get("restarted"), "the killed worker was not restarted"
+        # the dashboard showed it (no Ray dashboard here: the driver saw the death) and saw it
+        # come back
+        down = next(i for i, s in enumerate(states) if ("restarting", "driver") in s.values())
+        assert all(state == "alive" for state, _ in states[-1].values()), states[-1]
+        assert not any(state == "dead" for s in states for state, _ in s.values())
+        assert down < len(states) - 1
         assert summary["chunks_requeued"] >= 1
         assert summary["seeds_not_run"] == 0 and summary["seeds_failed"] == 0
         assert_exactly_once(out, [s.id for s in seeds])

@@ -93,5 +93,11 @@ def test_actor_state_without_dashboard_falls_back_to_push_age() -> None:
     assert by_name["worker-1"]["state"] == "silent"
     assert by_name["worker-2"]["state"] == "starting"
     assert nodes == [{"node": "127.0.0.1", "state": "alive", "actors": 1}]
+    # what the driver saw (a task failed with the worker's death) outranks the push age
+    rows, nodes = state.poll({"worker-0": 0.5, "worker-1": 0.5}, {},
+                             {"worker-0": "restarting", "worker-2": "dead"})  # fmt: skip
+    by_name = {row["name"]: (row["state"], row["source"]) for row in rows}
+    assert by_name == {"worker-0": ("restarting", "driver"), "worker-1": ("alive", "push"),
+                       "worker-2": ("dead", "driver")}  # fmt: skip
     for actor in actors.values():
         ray.kill(actor)

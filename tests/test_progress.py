@@ -92,6 +92,26 @@ def test_panel_shows_every_field_with_its_number() -> None:
         assert [c.strip() for c in row.split("│")[2:5]] == numbers, row
 
 
+def test_replica_rows_join_supervisor_phase_and_router_load() -> None:
+    states = [
+        {"index": 0, "phase": "healthy", "url": "http://10.0.0.7:8000/v1", "restarts": 0},
+        {"index": 1, "phase": "restarting", "url": None, "restarts": 2, "last_failure": "died"},
+    ]
+    gauges = {"replicas": {"http://10.0.0.7:8000/v1": 5, "http://10.0.0.8:9000/v1": 1,
+                           "http://10.0.0.9:9000/v1": 0}}  # fmt: skip
+    console = Console(record=True, width=160)
+    console.print(render(view(replica_states=states, gauges=gauges), Rates()))
+    rows = {
+        cells[0]: cells[1:]
+        for line in console.export_text().splitlines()
+        if len(cells := [c.strip() for c in line.split("│")[1:-1]]) == 5
+    }
+    assert rows["0"] == ["http://10.0.0.7:8000/v1", "healthy", "0", "5"]
+    assert rows["1"] == ["-", "restarting", "2 (died)", "-"]
+    assert rows["?"] == ["http://10.0.0.8:9000/v1", "-", "-", "1"]  # still routed to
+    assert "10.0.0.9" not in console.export_text()  # an old address nobody uses any more
+
+
 def test_funnel_order_generated_filtered_deduplicated_written() -> None:
     counters = Counters(view()["counters"])
     counters.add("near_dedup", "seen", 18)

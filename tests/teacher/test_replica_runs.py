@@ -71,15 +71,22 @@ def test_run_survives_a_replica_dying_mid_run(tmp_path: Path) -> None:
     killer = threading.Thread(target=kill_first_busy_server, args=(marker, killed), daemon=True)
     killer.start()
     loads: list[dict[str, float]] = []
-    summary = run_job(
-        cfg, seeds, tmp_path / "out",
-        on_progress=lambda view: loads.append(view.get("gauges", {}).get("replicas") or {}),
-    )  # fmt: skip
+    phases: list[list[str]] = []
+
+    def seen(view: dict) -> None:
+        loads.append(view.get("gauges", {}).get("replicas") or {})
+        phases.append([r["phase"] for r in view.get("replica_states", [])])
+
+    summary = run_job(cfg, seeds, tmp_path / "out", on_progress=seen, poll_s=0.2)
     killer.join(timeout=5)
     assert killed, "no replica server was killed"
     # the dashboard's per-replica load: workers' in-flight requests per replica URL reach the hub
     assert any(sum(load.values()) > 0 for load in loads), loads
     assert len({url for load in loads for url in load}) >= 2, loads
+    # ... and each replica's phase from the supervisor: both served, then one was restarting
+    # (the run may end on the other one before it is back)
+    up = phases.index(["healthy", "healthy"])
+    assert any("restarting" in p for p in phases[up:]), phases
     # every seed accounted for, none failed: the dead replica's requests were re-sent
     assert summary["seeds_failed"] == 0 and summary["seeds_not_run"] == 0
     assert summary["seeds_accepted"] + summary["seeds_rejected"] == len(seeds)
