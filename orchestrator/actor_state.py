@@ -19,6 +19,7 @@ It only reports; it restarts nothing (Ray's ``max_restarts`` does) and renders n
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -99,10 +100,9 @@ class ClusterState:
             self._last = time.monotonic()
             self._refresh()
         if self.supervisor is not None and ray.is_initialized():  # one call to the driver's node
-            try:
+            # on failure the last known phases stay
+            with contextlib.suppress(ray.exceptions.RayError, TimeoutError):
                 self.replicas = ray.get(self.supervisor.status.remote(), timeout=3)
-            except (ray.exceptions.RayError, TimeoutError):
-                pass  # keep the last known phases
         workers, down = workers or {}, down or {}
         actors, per_node = [], {info["node"]: 0 for info in self._nodes.values()}
         for name in self.names.values():
