@@ -369,13 +369,16 @@ def submit(
     no_watch: Annotated[
         bool, typer.Option("--no-watch", help="print the job id and return")
     ] = False,
+    wait: Annotated[
+        float, typer.Option(help="seconds to wait for a head that is still starting")
+    ] = 60.0,
 ) -> None:
     """Run `mathsynth run ARGS` as a Ray job on a cluster and follow it (Ctrl-C stops it)."""
     from orchestrator.jobs_api import JobsAPIError
     from orchestrator.submit import SubmitOptions, submit_job
 
     opts = SubmitOptions(run_args, address, working_dir or None, pip, env_var, submission_id,
-                         watch=not no_watch)  # fmt: skip
+                         watch=not no_watch, wait_s=wait)  # fmt: skip
     try:  # the job's driver prints JSON progress events, which `watch` renders
         code = submit_job(opts, console, "--json")
     except JobsAPIError as err:

@@ -12,6 +12,8 @@ Ctrl-C stops the job and waits until it has ended: ``ray job stop`` sends the dr
 which ``mathsynth run`` handles like Ctrl-C (workers commit what they finished), and the
 runtime env gives it ``RAY_JOB_STOP_WAIT_TIME_S`` (default 60 s, Ray's own is 3 s) before
 Ray's SIGKILL. Submitting the same command again resumes from the output directory.
+A head that was just started is waited for (``--wait``, default 60 s): first its dashboard
+(``jobs_api.connect``), then its job agent, which answers 5xx until it is up.
 
 What it does NOT do: start clusters (``ray up cluster.yaml``), open tunnels (``ray dashboard
 cluster.yaml``), copy outputs back, or run anything itself.
@@ -30,7 +32,7 @@ from typing import Any
 
 from rich.console import Console
 
-from orchestrator.jobs_api import JobsAPIError, connect, dashboard_address
+from orchestrator.jobs_api import JobsAPIError, JobsHTTPError, connect, dashboard_address
 from orchestrator.sealed_env import SealError, ray_auth_token, seal
 
 STOP_WAIT_S = 60
@@ -52,6 +54,7 @@ class SubmitOptions:
     submission_id: str | None = None
     watch: bool = True
     stop_wait_s: int = STOP_WAIT_S
+    wait_s: float = 60.0  # for a head that is still starting (dashboard, then job agent)
 
 
 def api_key_env(run_args: Sequence[str]) -> str:
@@ -137,18 +140,47 @@ def follow(client: Any, job_id: str, address: str, console: Console) -> str:
     return wait_until_ended(client, job_id, 60)
 
 
+def _accepted(client: Any, job_id: str) -> bool:
+    try:
+        status_of(client, job_id)
+    except JobsHTTPError:
+        return False
+    return True
+
+
+def submit_when_ready(
+    client: Any, command: str, runtime_env: dict[str, Any], job_id: str, wait_s: float
+) -> None:
+    """Submit as ``job_id``; a head that answers 5xx (its job agent is still starting) is asked
+    again for up to ``wait_s``. The fixed id makes this safe: a try whose answer was lost
+    but whose job exists counts as accepted, and is never submitted twice."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.5
+    while True:
+        try:
+            client.submit_job(entrypoint=command, runtime_env=runtime_env, submission_id=job_id)
+            return
+        except JobsHTTPError as err:
+            if err.status < 500 or time.monotonic() + delay > deadline:
+                raise
+            if _accepted(client, job_id):
+                return
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
 def submit_job(opts: SubmitOptions, console: Console, events_flag: str = "--json") -> int:
     """Submit, print the job id, follow it; the exit code mirrors the job's end state."""
     address = dashboard_address(opts.address)
     token = ray_auth_token()
-    client = connect(address, token)
+    client = connect(address, token, opts.wait_s)
     runtime_env = build_runtime_env(opts, token)
     command = entrypoint(opts.run_args, events_flag)
     taken = {job.submission_id for job in client.list_jobs() if job.submission_id}
     job_id = opts.submission_id or next_submission_id(command, taken)
     try:
-        client.submit_job(entrypoint=command, runtime_env=runtime_env, submission_id=job_id)
-    except RuntimeError as err:  # the Jobs API answered with an error status (e.g. still starting)
+        submit_when_ready(client, command, runtime_env, job_id, opts.wait_s)
+    except JobsHTTPError as err:
         raise SubmitError(f"the cluster did not accept the job: {err}") from None
     print(job_id, flush=True)
     console.print(

@@ -71,8 +71,10 @@ class Head:
         return JobSubmissionClient(self.address, headers={"Authorization": f"Bearer {self.token}"})
 
 
-@pytest.fixture(scope="module")
-def head() -> Iterator[Head]:
+@contextlib.contextmanager
+def started_head() -> Iterator[Head]:
+    """A `ray start --head --block` child with its own token and temp dir, just launched (not
+    waited for), ended through its own process group on exit."""
     token = secrets.token_hex(16)
     temp = Path(tempfile.mkdtemp(prefix="msray", dir="/tmp"))  # short: unix socket paths
     port = _free_port()
@@ -89,11 +91,24 @@ def head() -> Iterator[Head]:
             env=env, cwd=temp, start_new_session=True,
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    h = Head(proc, f"http://127.0.0.1:{port}", token, temp)
     try:
+        yield Head(proc, f"http://127.0.0.1:{port}", token, temp)
+    finally:  # SIGTERM drains the node (up to 30 s), then anything left of the group dies
+        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=40)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def head() -> Iterator[Head]:
+    with started_head() as h:
         deadline = time.monotonic() + 120
         while True:
-            assert proc.poll() is None, (temp / "head.log").read_text()[-3000:]
+            assert h.proc.poll() is None, (h.temp / "head.log").read_text()[-3000:]
             try:  # the dashboard answers before its job agent does: submit until accepted
                 warmup = h.client().submit_job(entrypoint="true")
                 break
@@ -105,14 +120,6 @@ def head() -> Iterator[Head]:
             assert time.monotonic() < deadline
             time.sleep(0.5)
         yield h
-    finally:  # SIGTERM drains the node (up to 30 s), then anything left of the group dies
-        os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=40)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 def job_files(tmp_path: Path, gsm8k_train: Path, n_seeds: int) -> Path:
@@ -296,3 +303,28 @@ def test_wrong_or_missing_token_is_a_clear_error(head: Head, tmp_path: Path) -> 
     assert "RAY_AUTH_TOKEN" in message
     assert len(head.client().list_jobs()) == before  # nothing was submitted
     assert requests.get(f"{head.address}/api/version", timeout=10).status_code == 401
+
+
+@pytest.mark.timeout(300)
+def test_submit_right_after_the_head_starts_waits_for_it(tmp_path: Path) -> None:
+    """`ray up` returns before the dashboard listens and the dashboard answers before its job
+    agent can take jobs (HTTP 500): submit waits for both, and submits exactly once."""
+    (tmp_path / "job.py").write_text("print('hello from the job')\n")
+    with started_head() as h:
+        with pytest.raises(requests.ConnectionError):  # nothing listens yet
+            requests.get(f"{h.address}/api/version", timeout=5)
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "submit", "--address", h.address,
+             "--working-dir", str(tmp_path), "--wait", "120", "--submission-id", "early-1",
+             "--no-watch", "--", "--help"],
+            cwd=ROOT, env=h.env(), text=True, capture_output=True, timeout=240,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.split()[0] == "early-1"
+        client = h.client()
+        assert [j.submission_id for j in client.list_jobs()] == ["early-1"]
+        deadline = time.monotonic() + 120
+        while str(client.get_job_status("early-1").value) not in ("SUCCEEDED", "FAILED"):
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        assert "Usage:" in client.get_job_logs("early-1")  # `mathsynth run --help` ran
