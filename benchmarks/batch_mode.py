@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from orchestrator.teacher.batch_client import BatchTeacherClient  # noqa: E402
 from orchestrator.teacher.batch_ledger import BatchLedger, BatchRecord  # noqa: E402
-from orchestrator.teacher.client import TeacherClient, TeacherSettings  # noqa: E402
+from orchestrator.teacher.client import TeacherClient  # noqa: E402
+from orchestrator.teacher.settings import TeacherSettings  # noqa: E402
 
 
 async def _drive(client: TeacherClient, n: int, concurrency: int) -> None:

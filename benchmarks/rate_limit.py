@@ -29,8 +29,10 @@ import ray  # noqa: E402
 
 from orchestrator.sampling import SamplingParams  # noqa: E402
 from orchestrator.steps import StepContext, ask_teacher  # noqa: E402
-from orchestrator.teacher.client import RateLimits, TeacherClient, TeacherSettings  # noqa: E402
-from orchestrator.teacher.ratelimit import LimiterClient, RateLimiter  # noqa: E402
+from orchestrator.teacher.client import TeacherClient  # noqa: E402
+from orchestrator.teacher.limiter_client import LimiterClient  # noqa: E402
+from orchestrator.teacher.ratelimit import RateLimiter  # noqa: E402
+from orchestrator.teacher.settings import RateLimits, TeacherSettings  # noqa: E402
 from tests.support.scripted_server import ScriptedServer  # noqa: E402
 
 MAX_TOKENS = 130

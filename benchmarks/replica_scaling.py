@@ -27,9 +27,9 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import ray  # noqa: E402
 
-from orchestrator.teacher.client import TeacherSettings  # noqa: E402
 from orchestrator.teacher.pool import ReplicaPool  # noqa: E402
 from orchestrator.teacher.routing import RoutedTeacher  # noqa: E402
+from orchestrator.teacher.settings import TeacherSettings  # noqa: E402
 
 
 def settings(replicas: int, latency: float, per_replica: int) -> TeacherSettings:

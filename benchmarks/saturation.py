@@ -50,8 +50,9 @@ class Sender:
     ) -> dict[str, float]:  # fmt: skip
         from orchestrator.sampling import SamplingParams
         from orchestrator.steps import StepContext, ask_teacher
-        from orchestrator.teacher.client import TeacherClient, TeacherError, TeacherSettings
-        from orchestrator.teacher.ratelimit import LimiterClient
+        from orchestrator.teacher.client import TeacherClient, TeacherError
+        from orchestrator.teacher.limiter_client import LimiterClient
+        from orchestrator.teacher.settings import TeacherSettings
 
         settings = TeacherSettings.model_validate_json(settings_json)
         client = TeacherClient(settings, api_key="bench")
@@ -112,8 +113,8 @@ def proc_cpu_s(pid: int) -> float:
 def measure_client(
     base_url: str, server_pid: int, cap: int, args: argparse.Namespace
 ) -> dict[str, float]:
-    from orchestrator.teacher.client import RateLimits, TeacherSettings
     from orchestrator.teacher.ratelimit import RateLimiter
+    from orchestrator.teacher.settings import RateLimits, TeacherSettings
 
     limits = RateLimits(max_in_flight=cap) if args.path == "ask" else RateLimits()
     settings = TeacherSettings(

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
+from orchestrator.cli_cluster import submit, watch
+from orchestrator.cli_data import mix, pipelines, show, stats
+from orchestrator.cli_output import console, fail, out, print_summary
 from orchestrator.config import (
     ConfigError,
     PipelineConfig,
@@ -29,20 +29,12 @@ from orchestrator.config import (
 )
 from orchestrator.pipeline import METHODS
 from orchestrator.records import Record
-from orchestrator.resources import builtin_pipelines, resolve_pipeline
+from orchestrator.resources import resolve_pipeline
 from orchestrator.seeds import SeedError, load_seeds
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
-console = Console(stderr=True)
-out = Console()
 DEMO_SEEDS = "demo.jsonl"
 OUT_HELP = "output dataset: a directory or an fsspec URL (s3://bucket/prefix, gs://...)"
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    # escaped: messages hold brackets that are not markup, e.g. pip install 'mathsynth[vllm]'
-    console.print(f"[red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(code)
 
 
 def build_config(pipeline: str, overrides: dict[str, Any]) -> tuple[PipelineConfig, bool]:
@@ -143,20 +135,6 @@ def resolve_seeds(cfg: PipelineConfig, seeds_spec: str | None) -> list[Record]:
     return load_seeds(seeds_spec, cfg.seeds, cfg.run.limit)
 
 
-def print_summary(summary: dict[str, Any], title: str = "run summary") -> None:
-    table = Table(title=title, show_header=False)
-    for key, value in summary.items():
-        if isinstance(value, dict):
-            value = (
-                ", ".join(f"{k}={int(v) if isinstance(v, float) else v}" for k, v in value.items())
-                or "-"
-            )
-        elif isinstance(value, float) and value.is_integer():
-            value = int(value)
-        table.add_row(key, str(value))
-    out.print(table)
-
-
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -181,9 +159,9 @@ def _execute(pipeline: str, overrides: dict[str, Any], seeds: str | None, out_di
         summary = _run(cfg, builtin, seeds, out_dir, allow_config_change, progress, json_events)
     except (ConfigError, SeedError, FileNotFoundError, LocalTeacherError, StorageError,
             SealError) as err:  # fmt: skip
-        raise _fail(str(err)) from None
+        raise fail(str(err)) from None
     except FatalRunError as err:
-        raise _fail(f"run stopped: {err}", code=1) from None
+        raise fail(f"run stopped: {err}", code=1) from None
     except KeyboardInterrupt:
         console.print(f"interrupted: committed work is in {out_dir}; run again to resume")
         raise typer.Exit(130) from None
@@ -272,149 +250,14 @@ def demo(
     show(out_dir, rows=3)
 
 
-@app.command()
-def show(
-    out_dir: Annotated[str, typer.Argument(help="a mathsynth output directory or URL")],
-    rows: Annotated[int, typer.Option(help="rows to print")] = 5,
-) -> None:
-    """Load a dataset with ``datasets`` and print its size and a few rows."""
-    import datasets
-
-    from orchestrator.store import OutputStore
-
-    store = OutputStore(out_dir)
-    files = [store.uri(f) for f in store.committed_files()]
-    if not files:
-        out.print(f"{out_dir}: no rows were accepted (see summary.json and rejected/)")
-        return
-    ds = datasets.load_dataset("parquet", data_files=files, split="train")
-    out.print(f"[bold]{out_dir}[/]: {ds.num_rows} rows, columns {ds.column_names}")
-    for row in ds.select(range(min(rows, ds.num_rows))):
-        out.print(f"\n[bold]Q:[/] {row['question']}\n[bold]answer:[/] {row['answer']}")
-        body = row["code"] or row.get("solution") or ""
-        out.print(body, markup=False, highlight=False, soft_wrap=True)
-
-
-@app.command()
-def stats(
-    out_dir: Annotated[str, typer.Argument(help="a mathsynth output directory or URL")],
-    reason: Annotated[str | None, typer.Option(help="show dropped rows with this reason")] = None,
-    rows: Annotated[int, typer.Option(help="rows to show with --reason")] = 5,
-) -> None:
-    """The funnel of DIR over all its runs: seeds by outcome, rows kept, drops by reason."""
-    from orchestrator.stats import funnel, rejected_rows
-    from orchestrator.store import OutputStore
-
-    if not OutputStore(out_dir).is_output():
-        raise _fail(f"{out_dir}: not a mathsynth output directory (no data/)")
-    info = funnel(out_dir)
-    table = Table("stage", "reason", "dropped", title=f"{out_dir}: funnel")
-    for stage, reasons in info["dropped_by_stage"].items():
-        for why, n in reasons.items():
-            table.add_row(stage, why, str(n))
-    out.print(f"seeds: {info['seeds']}  rows kept: {info['rows']}  dropped: {info['dropped']}")
-    out.print(table)
-    if reason:
-        for row in rejected_rows(out_dir, reason, rows):
-            detail = f" [{row['reject_detail']}]" if row["reject_detail"] else ""
-            out.print(f"- {row['reject_reason']}{detail}: {row['question'][:200]}", markup=False)
-
-
-@app.command()
-def mix(
-    arith_dir: Annotated[
-        str,
-        typer.Argument(
-            metavar="ARITH_DIR",
-            help="set to blend in: a mathsynth output dir (e.g. arithmetic), "
-            "a parquet/jsonl file or an HF id",
-        ),
-    ],
-    base: Annotated[
-        str,
-        typer.Argument(metavar="BASE", help="instruction-tuning data: a dir, a file or an HF id"),
-    ],
-    ratio: Annotated[float, typer.Option(help="share of the output taken by ARITH_DIR, in [0, 1)")],
-    out_dir: Annotated[Path, typer.Option("--out", help="output dataset directory")],
-    seed: Annotated[int, typer.Option(help="sampling and shuffling seed")] = 0,
-    split: Annotated[str, typer.Option(help="split of HF dataset inputs")] = "train",
-) -> None:
-    """Blend ARITH_DIR into BASE at --ratio; rows keep a `source` column (parquet, `datasets`)."""
-    from orchestrator.mix import MixError
-    from orchestrator.mix import mix as run_mix
-
-    try:
-        summary = run_mix(arith_dir, base, ratio, out_dir, seed=seed, split=split)
-    except MixError as err:
-        raise _fail(str(err)) from None
-    print_summary(summary, title="mix")
-
-
-@app.command()
-def submit(
-    run_args: Annotated[
-        list[str], typer.Argument(help="arguments of `mathsynth run`, after --", show_default=False)
-    ],
-    address: Annotated[
-        str | None, typer.Option(help="Ray dashboard, e.g. http://127.0.0.1:8265 (RAY_ADDRESS)")
-    ] = None,
-    working_dir: Annotated[str, typer.Option(help="directory shipped to the job")] = ".",
-    pip: Annotated[list[str], typer.Option(help="pip package for the job (repeatable)")] = [],  # noqa: B006
-    env_var: Annotated[
-        list[str], typer.Option(help="env var passed to the job, sealed (repeatable)")
-    ] = [],  # noqa: B006
-    submission_id: Annotated[
-        str | None, typer.Option(help="job id (default: from the command)")
-    ] = None,
-    no_watch: Annotated[
-        bool, typer.Option("--no-watch", help="print the job id and return")
-    ] = False,
-    wait: Annotated[
-        float, typer.Option(help="seconds to wait for a head that is still starting")
-    ] = 60.0,
-) -> None:
-    """Run `mathsynth run ARGS` as a Ray job on a cluster and follow it (Ctrl-C stops it)."""
-    from orchestrator.jobs_api import JobsAPIError
-    from orchestrator.submit import SubmitOptions, submit_job
-
-    opts = SubmitOptions(run_args, address, working_dir or None, pip, env_var, submission_id,
-                         watch=not no_watch, wait_s=wait)  # fmt: skip
-    try:  # the job's driver prints JSON progress events, which `watch` renders
-        code = submit_job(opts, console, "--json")
-    except JobsAPIError as err:
-        raise _fail(str(err)) from None
-    raise typer.Exit(code)
-
-
-@app.command()
-def watch(
-    target: Annotated[str, typer.Argument(help="a Ray job id (with --address) or an output dir")],
-    address: Annotated[
-        str | None, typer.Option(help="Ray dashboard, e.g. http://HOST:8265 (RAY_ADDRESS)")
-    ] = None,
-    json_events: Annotated[bool, typer.Option("--json", help="print JSON events")] = False,
-) -> None:
-    """Follow a running job live (the same view `run` shows); exits when the job ends."""
-    from orchestrator.jobs_api import JobsAPIError
-    from orchestrator.watch import watch_target
-
-    try:
-        code, summary = watch_target(target, address, json_events, console)
-    except JobsAPIError as err:
-        raise _fail(str(err)) from None
-    if summary is not None and not json_events:
-        print_summary(summary)
-    raise typer.Exit(code)
-
-
-@app.command()
-def pipelines() -> None:
-    """List the built-in pipelines."""
-    table = Table("name", "file", "description")
-    for name, path in builtin_pipelines().items():
-        data, _ = read_yaml(path)
-        table.add_row(name, str(path), str(data.get("description", "")).strip())
-    out.print(table)
+# The other commands are plain functions in their own modules, registered here in the order
+# ``mathsynth --help`` lists them.
+app.command(name="show")(show)
+app.command(name="stats")(stats)
+app.command(name="mix")(mix)
+app.command(name="submit")(submit)
+app.command(name="watch")(watch)
+app.command(name="pipelines")(pipelines)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from orchestrator.near_dedup import NearDedupSettings
 from orchestrator.sandbox import SandboxLimits
 from orchestrator.skywork.config import SkyworkConfig
 from orchestrator.strict import StrictModel
-from orchestrator.teacher.client import TeacherSettings
+from orchestrator.teacher.settings import TeacherSettings
 from orchestrator.tinygsm.config import TinyGSMConfig
 
 

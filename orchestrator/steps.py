@@ -33,10 +33,11 @@ from orchestrator.sampling import SamplingParams
 from orchestrator.sandbox import ExecResult
 from orchestrator.sandbox.batch import BatchingExecutor
 from orchestrator.stage import Stage, run_chain
-from orchestrator.teacher.client import Completion, TeacherClient
+from orchestrator.teacher.client import TeacherClient
+from orchestrator.teacher.replies import Completion
 
 if TYPE_CHECKING:
-    from orchestrator.teacher.ratelimit import LimiterClient
+    from orchestrator.teacher.limiter_client import LimiterClient
 
 
 @dataclass

@@ -41,7 +41,7 @@ from orchestrator.store import Commit, OutputStore
 from orchestrator.teacher.batch_client import BatchTeacherClient, in_flight_cap
 from orchestrator.teacher.batch_ledger import BatchLedger
 from orchestrator.teacher.client import TeacherClient, TeacherError, TeacherFatalError
-from orchestrator.teacher.ratelimit import LimiterClient
+from orchestrator.teacher.limiter_client import LimiterClient
 from orchestrator.teacher.routing import RoutedTeacher
 
 

@@ -20,7 +20,7 @@ from orchestrator.skywork.backward import fobar_question, mask_number
 from orchestrator.skywork.parse import clean_question, evolution_problem, labelled_text
 from orchestrator.skywork.steps import slot_rng
 from orchestrator.steps import Rejects, StepContext, TeacherStage, now_iso
-from orchestrator.teacher.client import Completion
+from orchestrator.teacher.replies import Completion
 
 from .config import MuMathConfig
 

@@ -21,7 +21,7 @@ from orchestrator.sampling import SamplingParams
 from orchestrator.skywork.parse import clean_question, evolution_problem, labelled_text
 from orchestrator.skywork.steps import slot_rng
 from orchestrator.steps import Rejects, TeacherStage
-from orchestrator.teacher.client import Completion
+from orchestrator.teacher.replies import Completion
 from orchestrator.verify import answers_equal, extract_final_answer, normalize_answer
 
 _PROVENANCE = ("stage", "family", "op", "slot")

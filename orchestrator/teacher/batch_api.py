@@ -33,8 +33,9 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from orchestrator.records import content_hash
 from orchestrator.teacher.batch_ledger import FINAL_STATUSES
 from orchestrator.teacher.batch_lines import ENDPOINT, input_jsonl, parse_results
-from orchestrator.teacher.client import RetryAfterWait, TeacherClient, is_transient
+from orchestrator.teacher.client import TeacherClient
 from orchestrator.teacher.errors import TeacherFatalError
+from orchestrator.teacher.retries import RetryAfterWait, is_transient
 
 __all__ = ["BatchAPIClient"]
 

@@ -44,14 +44,11 @@ from orchestrator.records import content_hash
 from orchestrator.teacher.batch_api import BatchAPIClient
 from orchestrator.teacher.batch_ledger import BatchLedger, BatchRecord
 from orchestrator.teacher.batch_lines import LineOutcome, classify
-from orchestrator.teacher.client import (
-    _STATUS_KINDS,
-    MALFORMED_MAX_ATTEMPTS,
-    Completion,
-    TeacherSettings,
-    _MalformedReply,
-)
 from orchestrator.teacher.errors import TeacherError
+from orchestrator.teacher.failures import _STATUS_KINDS
+from orchestrator.teacher.replies import Completion, _MalformedReply
+from orchestrator.teacher.retries import MALFORMED_MAX_ATTEMPTS
+from orchestrator.teacher.settings import TeacherSettings
 
 __all__ = ["BatchTeacherClient", "in_flight_cap"]
 

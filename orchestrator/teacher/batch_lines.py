@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from orchestrator.teacher.client import TRANSIENT_STATUSES
+from orchestrator.teacher.retries import TRANSIENT_STATUSES
 
 __all__ = ["ENDPOINT", "LineOutcome", "classify", "input_jsonl", "parse_results"]
 

@@ -7,7 +7,7 @@ rejected the API key). Both carry a ``kind`` (a short machine-readable reason), 
 
 They hold only plain data, so they pickle cleanly across Ray actors. They never hold the API key,
 the request, or the response; the underlying SDK exception, when relevant, is the ``__cause__``
-(which pickling drops). This module does not classify errors; ``client.py`` does.
+(which pickling drops). This module does not classify errors; ``failures.py`` does.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import socket
 import sys
 from typing import Any
 
-from orchestrator.teacher.client import TeacherSettings
+from orchestrator.teacher.settings import TeacherSettings
 
 __all__ = [
     "INSTALL_HINT",

@@ -32,9 +32,9 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from orchestrator.placement import on_driver_node
-from orchestrator.teacher.client import TeacherSettings
 from orchestrator.teacher.launch import TeacherSetupError, check_vllm
 from orchestrator.teacher.replicas import TeacherReplica, replica_placement
+from orchestrator.teacher.settings import TeacherSettings
 
 __all__ = ["ReplicaPool", "ReplicaSupervisor"]
 

@@ -5,9 +5,9 @@ What it does:
 * holds one budget per configured (or learned) limit: requests, total tokens, input tokens and
   output tokens per minute, plus a job-wide cap on requests in flight;
 * grants sends in FIFO order (``acquire``): a send reserves 1 request and an estimate of its
-  tokens, and waits until every budget can pay for it; ``settle`` corrects the reservation with
-  the reply's ``usage`` (refund or extra charge) and frees the in-flight slot, also when the
-  request failed or was cancelled;
+  tokens (made worker-side, see ``orchestrator.teacher.limiter_client``), and waits until every
+  budget can pay for it; ``settle`` corrects the reservation with the reply's ``usage`` (refund
+  or extra charge) and frees the in-flight slot, also when the request failed or was cancelled;
 * learns unset limits from OpenAI's ``x-ratelimit-limit-{requests,tokens}`` headers and follows
   ``x-ratelimit-remaining-*`` / ``x-ratelimit-reset-*`` (no grants for a resource the server says
   is spent until its reset);
@@ -15,20 +15,8 @@ What it does:
   pause: 1 s doubling to 60 s while 429s keep coming) and empties the buckets, so sends resume at
   the refill rate instead of as a thundering herd.
 
-Budgets. Each limit is a token bucket whose capacity is one minute's budget, refilled
-continuously at ``limit / 60`` per second (it starts with one second's worth, so a job starts
-smoothly). A bucket alone admits up to twice its limit in one 60 s window (a full bucket plus a
-minute of refill), so each grant is also checked against a sliding log of the charges of the
-last ``WINDOW_S`` seconds (60 s plus a 1 s margin for the time a granted request takes to reach
-the server); charges are corrected in the log too. The log is what guarantees "never more than
-the limit in any minute"; the bucket is what spreads sends over the minute.
-
-Reservation estimate. Input tokens are ``chars / 4`` of the messages; output tokens are the
-request's ``max_tokens``. ``max_tokens`` is an upper bound, so the reservation never
-under-counts the reply (a running average would under-reserve half the time, and an extra charge
-after the fact cannot undo a window already overrun), and it is how OpenAI itself counts a
-request against TPM when the request arrives. The unused part comes back with ``settle`` within
-milliseconds of the reply, so over-reserving only delays sends while requests are in flight.
+Budgets: one ``orchestrator.teacher.budget.Budget`` per limit (a token bucket that spreads
+sends over the minute plus a sliding charge log that caps any 61 s window).
 
 Why one actor, not per-actor shares. A job-wide actor keeps the budget exact whatever the number
 of workers and however unevenly they send (static shares waste the budget of idle workers and
@@ -41,16 +29,13 @@ several sends at once) would cut the calls further but let a worker keep sending
 pause or past a learned limit, so they are not used. The calls do cost CPU at high request
 rates: with a job-wide ``max_in_flight`` every request pays ~2.5 ms of CPU for them (worker
 side plus limiter, ``benchmarks/saturation.py client --path ask``), more than the teacher
-client itself. Without any configured limit, a worker does
-not ask the limiter per request: it only reports rate-limit headers and 429s, and starts asking
-once it saw one or the limiter knows a limit (it checks at most once a second, so a 429 seen by
-another worker reaches it within a second).
+client itself (without any configured limit a worker does not ask per request: see
+``orchestrator.teacher.limiter_client``).
 
 Leases. Every grant belongs to an *owner* (one ``LimiterClient``, i.e. one worker incarnation:
-a restarted actor builds a new one) and the owner's lease must be renewed: ``acquire`` renews
-it, and while a ``LimiterClient`` has sends waiting or in flight a background task calls
-``renew`` every ``lease_s / 3`` (one small call per worker, not per request). A reaper in the
-limiter frees the in-flight slots of owners whose lease ran out (``lease_s``, default
+a restarted actor builds a new one) and the owner's lease must be renewed: ``acquire`` and
+``renew`` renew it (when a worker renews: ``orchestrator.teacher.limiter_client``). A reaper in
+the limiter frees the in-flight slots of owners whose lease ran out (``lease_s``, default
 ``LEASE_S``): a worker that died mid-request gives its slots back within ``lease_s`` plus a
 quarter of it, so a job with ``max_in_flight`` cannot deadlock on a dead worker's slots. A grant
 about to be made to an expired owner (a dead worker's call still queued here) is refused. Token
@@ -59,9 +44,10 @@ late ``settle`` of a reaped grant is ignored. A live worker whose event loop is 
 longer than ``lease_s`` loses its leases too (its slots may be granted again while its requests
 still run): keep ``lease_s`` well above any blocking section of a worker.
 
-What it does NOT do: retry (tenacity in ``TeacherClient`` stays the single retry owner; a retry
-of a request is not gated here), count tokens with a tokenizer, or coordinate several jobs
-sharing one API key.
+What it does NOT do: run in the workers (their handle ``LimiterClient``, the reservation
+estimate and when a worker asks at all live in ``orchestrator.teacher.limiter_client``), retry
+(tenacity in ``TeacherClient`` stays the single retry owner; a retry of a request is not gated
+here), count tokens with a tokenizer, or coordinate several jobs sharing one API key.
 """
 
 from __future__ import annotations
@@ -70,31 +56,22 @@ import asyncio
 import contextlib
 import re
 import time
-import uuid
-from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-import ray.exceptions
 
-from orchestrator.teacher.client import RateLimits
+from orchestrator.teacher.budget import Budget
+from orchestrator.teacher.settings import RateLimits
 
-__all__ = ["Grant", "LimiterClient", "RateLimiter", "estimate_prompt_tokens", "parse_reset"]
+__all__ = ["LEASE_S", "RateLimiter", "parse_reset"]
 
 LEASE_S = 30.0  # an owner that neither acquires nor renews for this long is presumed dead
-WINDOW_S = 61.0  # sliding window checked per grant: a minute plus 1 s of send latency margin
 PAUSE_INITIAL_S = 1.0  # first pause after a 429 without Retry-After
 PAUSE_MAX_S = 60.0
 RESOURCES = ("requests", "tokens", "input_tokens", "output_tokens")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
-def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
-    """Prompt tokens of ``messages`` estimated as characters / 4 (at least 1)."""
-    chars = sum(len(str(m.get("content") or "")) for m in messages)
-    return max(1, chars // 4)
 
 
 def parse_reset(value: str | None) -> float | None:
@@ -118,58 +95,6 @@ def _number(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
-
-
-class _Budget:
-    """Bucket (capacity = a minute's budget, continuous refill) plus a sliding charge log."""
-
-    def __init__(self, per_minute: float, now: float) -> None:
-        self.limit = per_minute
-        self.level = per_minute / 60.0  # one second's budget to start
-        self.stamp = now
-        self.log: deque[list[float]] = deque()  # [time, amount]
-        self.window_sum = 0.0
-        self.blocked_until = 0.0  # the server said this resource is spent until then
-
-    def _refill(self, now: float) -> None:
-        if now > self.stamp:  # (the stamp is in the future while a 429 pause lasts)
-            self.level = min(self.limit, self.level + (now - self.stamp) * self.limit / 60.0)
-            self.stamp = now
-        while self.log and self.log[0][0] <= now - WINDOW_S:
-            self.window_sum -= self.log.popleft()[1]
-
-    def wait_for(self, amount: float, now: float) -> float:
-        """Seconds until ``amount`` can be charged (0 = now)."""
-        self._refill(now)
-        amount = min(amount, self.limit)
-        waits = [self.blocked_until - now]
-        if self.level < amount:
-            waits.append((amount - self.level) * 60.0 / self.limit)
-        excess = self.window_sum + amount - self.limit
-        if excess > 1e-9:
-            freed = 0.0
-            for stamp, charged in self.log:
-                freed += charged
-                if freed >= excess:
-                    waits.append(stamp + WINDOW_S - now)
-                    break
-        return max(0.0, *waits)
-
-    def charge(self, amount: float, now: float) -> list[float]:
-        self._refill(now)
-        self.level -= min(amount, self.limit)
-        entry = [now, amount]
-        self.log.append(entry)
-        self.window_sum += amount
-        return entry
-
-    def correct(self, entry: list[float], actual: float, now: float) -> None:
-        self._refill(now)
-        delta = actual - entry[1]
-        self.level = min(self.limit, self.level - delta)
-        if entry[0] > now - WINDOW_S:  # still in the log
-            entry[1] = actual
-            self.window_sum += delta
 
 
 @dataclass
@@ -197,8 +122,8 @@ class RateLimiter:
             "input_tokens": s.input_tokens_per_minute,
             "output_tokens": s.output_tokens_per_minute,
         }
-        self.budgets: dict[str, _Budget] = {
-            k: _Budget(v, now) for k, v in configured.items() if v is not None
+        self.budgets: dict[str, Budget] = {
+            k: Budget(v, now) for k, v in configured.items() if v is not None
         }
         self.fixed = {k for k, v in configured.items() if v is not None}
         self.max_in_flight = s.max_in_flight
@@ -357,7 +282,7 @@ class RateLimiter:
             if limit is not None and limit > 0 and name not in self.fixed:
                 budget = self.budgets.get(name)
                 if budget is None:
-                    self.budgets[name] = budget = _Budget(limit, now)
+                    self.budgets[name] = budget = Budget(limit, now)
                 budget.limit = limit
             budget = self.budgets.get(name)
             remaining = _number(lower.get(f"x-ratelimit-remaining-{suffix}"))
@@ -377,88 +302,3 @@ class RateLimiter:
             "limits": {k: b.limit for k, b in self.budgets.items()},
             "paused_for_s": max(0.0, self.paused_until - time.monotonic()),
         }
-
-
-@dataclass
-class Grant:
-    """A granted send; ``usage`` records the reply's tokens for ``settle``."""
-
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-
-    def usage(self, input_tokens: int, output_tokens: int) -> None:
-        self.input_tokens, self.output_tokens = input_tokens, output_tokens
-
-
-class LimiterClient:
-    """Worker-side handle on the job's ``RateLimiter`` (one per worker, used from its loop)."""
-
-    CHECK_EVERY_S = 1.0
-
-    def __init__(self, actor: Any, limits: RateLimits) -> None:
-        self.actor = actor
-        self.active = limits.configured()
-        self.learn = limits.learn_from_headers
-        self._next_check = 0.0
-        self.owner = uuid.uuid4().hex  # this incarnation's lease (see the module docstring)
-        self._holding = 0  # sends waiting for a grant or in flight
-        self._renewer: asyncio.Task[None] | None = None
-
-    async def _renew_while_holding(self) -> None:
-        every = LEASE_S / 3
-        while self._holding > 0:
-            try:
-                every = float(await self.actor.renew.remote(self.owner)) / 3
-            except ray.exceptions.RayError:  # the limiter is gone (the job is ending)
-                break
-            await asyncio.sleep(every)
-        self._renewer = None
-
-    def _hold(self) -> None:
-        self._holding += 1
-        if self._renewer is None:
-            self._renewer = asyncio.ensure_future(self._renew_while_holding())
-
-    def observe(
-        self, status: int | None, headers: Mapping[str, str], retry_after: float | None
-    ) -> None:
-        """``TeacherClient.on_attempt`` observer: forwards rate-limit headers and 429s."""
-        relevant = {k: v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")}
-        if status == 429 or (relevant and self.learn):
-            self.active = True
-            self.actor.observe.remote(status, relevant, retry_after)
-
-    async def _is_active(self) -> bool:
-        if not self.active and time.monotonic() >= self._next_check:
-            self._next_check = time.monotonic() + self.CHECK_EVERY_S
-            self.active = bool(await self.actor.active.remote())
-        return self.active
-
-    @contextlib.asynccontextmanager
-    async def reserve(
-        self, messages: list[dict[str, Any]], max_tokens: int
-    ) -> AsyncIterator[Grant]:
-        """Wait for a grant for one request; settle it (usage or not) when the block ends."""
-        grant = Grant()
-        if not await self._is_active():
-            yield grant
-            return
-        self._hold()
-        grant_id, answered = "", False
-        try:
-            while True:
-                grant_id, answered = uuid.uuid4().hex, False
-                ok = await self.actor.acquire.remote(
-                    grant_id, estimate_prompt_tokens(messages), max_tokens, self.owner
-                )
-                answered = True
-                if ok:
-                    break
-                # Refused: this owner's lease ran out while the send waited (the loop was
-                # blocked past lease_s); ``acquire`` renewed it, so ask again.
-            answered = False
-            yield grant
-        finally:  # also on errors and cancellation (fire-and-forget)
-            self._holding -= 1
-            if not answered:
-                self.actor.settle.remote(grant_id, grant.input_tokens, grant.output_tokens)

@@ -38,8 +38,8 @@ from typing import Any
 
 import ray
 
-from orchestrator.teacher.client import TeacherSettings
 from orchestrator.teacher.launch import TeacherSetupError, free_port, server_command
+from orchestrator.teacher.settings import TeacherSettings
 
 __all__ = ["TeacherReplica", "replica_placement"]
 

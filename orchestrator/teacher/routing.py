@@ -34,12 +34,12 @@ import openai
 from orchestrator.counters import Counters
 from orchestrator.teacher.client import (
     AttemptObserver,
-    Completion,
     TeacherClient,
     TeacherError,
     TeacherFatalError,
-    TeacherSettings,
 )
+from orchestrator.teacher.replies import Completion
+from orchestrator.teacher.settings import TeacherSettings
 
 __all__ = ["RoutedTeacher", "pick_replica"]
 

@@ -3,7 +3,7 @@
 
 Each stage only renders its template and parses the reply into records; the worker sends the
 requests, ``execute`` runs the programs, filters and dedup come after. Parsing rules live in
-``orchestrator.tinygsm.parse``.
+``orchestrator.tinygsm.replies`` (with ``reply_text``); ``function_form`` rewrites programs.
 """
 
 from __future__ import annotations
@@ -14,15 +14,10 @@ from orchestrator.prompts import PromptTemplate
 from orchestrator.records import Record, content_hash
 from orchestrator.sampling import SamplingParams
 from orchestrator.steps import Rejects, TeacherStage
-from orchestrator.teacher.client import Completion
-from orchestrator.tinygsm.parse import (
-    END_OF_PROGRAM,
-    ProgramFormatError,
-    parse_one_step,
-    parse_program,
-    parse_questions,
-    to_tinygsm_function,
-)
+from orchestrator.teacher.replies import Completion
+from orchestrator.tinygsm.function_form import ProgramFormatError, to_tinygsm_function
+from orchestrator.tinygsm.replies import parse_one_step, parse_program, parse_questions
+from orchestrator.tinygsm.reply_text import END_OF_PROGRAM
 
 
 def _count_parse_errors(errors: list[str], rejects: Rejects) -> None:

@@ -14,9 +14,10 @@ from orchestrator.prompts import PromptTemplate
 from orchestrator.records import Record, content_hash
 from orchestrator.sampling import SamplingParams
 from orchestrator.steps import Rejects, StepContext, TeacherStage
-from orchestrator.teacher.client import Completion
+from orchestrator.teacher.replies import Completion
 from orchestrator.tinygsm.execute import RunProgram
-from orchestrator.tinygsm.parse import ProgramFormatError, parse_program, to_tinygsm_function
+from orchestrator.tinygsm.function_form import ProgramFormatError, to_tinygsm_function
+from orchestrator.tinygsm.replies import parse_program
 from orchestrator.verify import answers_equal, majority_vote
 
 METHOD = "tinygsm/verifier"

@@ -14,7 +14,8 @@ from orchestrator.sampling import SamplingParams
 from orchestrator.sandbox import Sandbox, SandboxLimits
 from orchestrator.sandbox.batch import BatchingExecutor
 from orchestrator.steps import StepContext
-from orchestrator.teacher.client import TeacherClient, TeacherSettings
+from orchestrator.teacher.client import TeacherClient
+from orchestrator.teacher.settings import TeacherSettings
 from tests.support.scripted_server import ScriptedServer
 
 INVENTED = "\n```output\n41\n```\nSo the answer is $\\boxed{41}$."  # must be cut by `stop`

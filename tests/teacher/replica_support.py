@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from orchestrator.teacher.client import TeacherSettings
+from orchestrator.teacher.settings import TeacherSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 

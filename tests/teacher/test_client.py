@@ -27,7 +27,7 @@ from orchestrator.teacher import (
     TeacherFatalError,
     TeacherSettings,
 )
-from orchestrator.teacher.client import MALFORMED_MAX_ATTEMPTS, retry_after_seconds
+from orchestrator.teacher.retries import MALFORMED_MAX_ATTEMPTS, retry_after_seconds
 from tests.support.scripted_server import Fault, ScriptedServer
 
 T = TypeVar("T")

@@ -27,8 +27,11 @@ from orchestrator.steps import (
     ask_teacher,
     next_budget,
 )
-from orchestrator.teacher.client import Completion, RateLimits, TeacherClient, TeacherSettings
-from orchestrator.teacher.ratelimit import LimiterClient, RateLimiter
+from orchestrator.teacher.client import TeacherClient
+from orchestrator.teacher.limiter_client import LimiterClient
+from orchestrator.teacher.ratelimit import RateLimiter
+from orchestrator.teacher.replies import Completion
+from orchestrator.teacher.settings import RateLimits, TeacherSettings
 from tests.support.scripted_server import ScriptedServer
 
 

@@ -14,15 +14,11 @@ import ray
 
 from orchestrator.sampling import SamplingParams
 from orchestrator.steps import StepContext, ask_teacher
-from orchestrator.teacher.client import RateLimits, TeacherClient, TeacherSettings
-from orchestrator.teacher.ratelimit import (
-    WINDOW_S,
-    LimiterClient,
-    RateLimiter,
-    _Budget,
-    estimate_prompt_tokens,
-    parse_reset,
-)
+from orchestrator.teacher.budget import WINDOW_S, Budget
+from orchestrator.teacher.client import TeacherClient
+from orchestrator.teacher.limiter_client import LimiterClient, estimate_prompt_tokens
+from orchestrator.teacher.ratelimit import RateLimiter, parse_reset
+from orchestrator.teacher.settings import RateLimits, TeacherSettings
 from tests.support.scripted_server import Fault, ScriptedServer
 
 
@@ -136,7 +132,7 @@ def test_parse_reset_and_estimate() -> None:
 
 
 def test_budget_never_exceeds_limit_in_a_window() -> None:
-    budget = _Budget(10, now=0.0)
+    budget = Budget(10, now=0.0)
     now, granted = 0.0, []
     while now < 300:
         if budget.wait_for(1, now) == 0:

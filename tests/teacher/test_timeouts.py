@@ -17,7 +17,8 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from orchestrator.teacher.client import TeacherClient, TeacherError, TeacherSettings
+from orchestrator.teacher.client import TeacherClient, TeacherError
+from orchestrator.teacher.settings import TeacherSettings
 from tests.support.scripted_server import ScriptedServer
 
 TRANSPORTS = pytest.mark.parametrize("use_aiohttp", [True, False], ids=["aiohttp", "httpx"])

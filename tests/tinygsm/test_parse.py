@@ -16,13 +16,8 @@ import pytest
 
 from orchestrator.prompts import load_template
 from orchestrator.records import normalize_question
-from orchestrator.tinygsm.parse import (
-    ProgramFormatError,
-    parse_one_step,
-    parse_program,
-    parse_questions,
-    to_tinygsm_function,
-)
+from orchestrator.tinygsm.function_form import ProgramFormatError, to_tinygsm_function
+from orchestrator.tinygsm.replies import parse_one_step, parse_program, parse_questions
 from tests.support import tinygsm_teacher as teacher
 
 EOQ = "<|endofquestion|>"

@@ -1,0 +1,95 @@
+"""How to reach the teacher: the ``teacher:`` section of a job config, as pydantic models.
+
+``TeacherSettings`` (endpoint, model, timeouts, retry budget, length policy, ``kind``-specific
+options) with its nested ``RateLimits`` (hosted-API limits shared by every actor of a job) and
+``BatchSettings`` (``kind: openai-batch``). Validation is by field constraints only.
+
+What it does NOT do: read the environment, hold the API key (only the *name* of the variable that
+holds it), send requests (``client.py``), enforce the limits (``orchestrator.teacher.ratelimit``)
+or start vLLM servers (``replicas.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pydantic
+
+from orchestrator.teacher.pricing import Price
+from orchestrator.teacher.replica_config import ReplicaSettings
+
+__all__ = ["BatchSettings", "RateLimits", "TeacherSettings"]
+
+
+class RateLimits(pydantic.BaseModel):
+    """Hosted-API limits shared by every actor of a job (None = unlimited); enforced by
+    ``orchestrator.teacher.ratelimit``."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    requests_per_minute: float | None = pydantic.Field(None, gt=0)
+    tokens_per_minute: float | None = pydantic.Field(None, gt=0)  # input + output
+    input_tokens_per_minute: float | None = pydantic.Field(None, gt=0)
+    output_tokens_per_minute: float | None = pydantic.Field(None, gt=0)
+    max_in_flight: int | None = pydantic.Field(None, ge=1)  # job-wide concurrent requests
+    learn_from_headers: bool = True  # x-ratelimit-* response headers fill unset limits
+
+    def configured(self) -> bool:
+        """True when any limit is set explicitly."""
+        return any(
+            v is not None
+            for v in (
+                self.requests_per_minute,
+                self.tokens_per_minute,
+                self.input_tokens_per_minute,
+                self.output_tokens_per_minute,
+                self.max_in_flight,
+            )
+        )
+
+
+class BatchSettings(pydantic.BaseModel):
+    """``kind: openai-batch``: requests go through the provider's Batch API (files + batches)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    max_requests: int = pydantic.Field(1000, ge=1)  # requests per submitted batch file
+    collect_s: float = pydantic.Field(5.0, ge=0)  # wait this long for more requests to join
+    poll_s: float = pydantic.Field(30.0, gt=0)  # batch status polling interval
+    completion_window: str = "24h"
+
+
+class TeacherSettings(pydantic.BaseModel):
+    """How to reach the teacher. Holds the *name* of the key's environment variable, not the key.
+
+    ``kind``: ``openai`` (any OpenAI-compatible server at ``base_url``), ``vllm`` (mathsynth
+    starts ``replicas`` vLLM servers as Ray actors, each on ``tensor_parallel_size`` GPUs, with
+    ``engine_args``), or ``openai-batch`` (the provider's Batch API, see ``batch``).
+    ``on_length``: what to do with a reply cut by ``max_tokens`` (``finish_reason == "length"``):
+    ``keep`` it, ``retry`` with ``length_retry_factor`` times the budget (up to
+    ``length_max_tokens``, then reject), or ``reject`` it with reason ``length``."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    kind: Literal["openai", "vllm", "openai-batch"] = "openai"
+    base_url: str | None = None  # None -> env OPENAI_BASE_URL (then the SDK default)
+    model: str
+    api_key_env: str = "OPENAI_API_KEY"
+    connect_timeout_s: float = pydantic.Field(10.0, gt=0)
+    read_timeout_s: float = pydantic.Field(600.0, gt=0)
+    max_attempts: int = pydantic.Field(6, ge=1)
+    backoff_initial_s: float = pydantic.Field(1.0, ge=0)
+    backoff_max_s: float = pydantic.Field(60.0, ge=0)
+    use_aiohttp: bool = True
+    price: Price | None = None  # $/1M tokens; default from orchestrator/teacher/prices.yaml
+    limits: RateLimits = pydantic.Field(default_factory=RateLimits)
+    on_length: Literal["keep", "retry", "reject"] = "retry"
+    length_retry_factor: float = pydantic.Field(2.0, gt=1)
+    length_max_tokens: int = pydantic.Field(8192, ge=1)
+    # kind: vllm
+    replicas: int = pydantic.Field(1, ge=1)
+    tensor_parallel_size: int = pydantic.Field(1, ge=1)
+    engine_args: dict[str, Any] = pydantic.Field(default_factory=dict)
+    replica: ReplicaSettings = pydantic.Field(default_factory=ReplicaSettings)
+    # kind: openai-batch
+    batch: BatchSettings = pydantic.Field(default_factory=BatchSettings)
