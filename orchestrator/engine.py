@@ -32,6 +32,7 @@ from orchestrator.actor_state import ClusterState
 from orchestrator.config import PipelineConfig
 from orchestrator.decontam import build_index
 from orchestrator.dedup import DedupClient, ExactDedup
+from orchestrator.job_directory import JobActors, start_directory
 from orchestrator.job_report import (
     JobState,
     ProgressFn,
@@ -161,20 +162,16 @@ def run_job(
         if limits is not None and (limits.configured() or limits.learn_from_headers)
         else None
     )
+    directory, directory_name = start_directory(  # orchestrator.job_directory: why by name
+        JobActors(dedup, metrics, near, [contamination] if contamination is not None else None,
+                  limiter, teacher_pool.supervisor if teacher_pool else None),
+        pinned,
+    )  # fmt: skip
     n_workers = max(1, min(run.workers, len(chunks)))
     workers = [
         GenerationWorker.options(**worker_options(run), **_storage_env(store)).remote(
-            f"worker-{i}",
-            cfg.model_dump_json(),
-            store.url,
-            dedup,
-            metrics,
-            api_key,
-            near,
-            contamination,
-            limiter,
-            teacher_pool=teacher_pool.supervisor if teacher_pool else None,
-        )  # fmt: skip
+            f"worker-{i}", cfg.model_dump_json(), store.url, directory_name, api_key
+        )
         for i in range(n_workers)
     ]
     batched = cfg.teacher is not None and cfg.teacher.kind == "openai-batch"
@@ -199,7 +196,7 @@ def run_job(
         if not state.interrupted:  # (a worker that cannot come back does not answer)
             closing = [w.shutdown.remote() for w in workers]
             ray.wait(closing, num_returns=len(closing), timeout=10)
-        for actor in [*workers, *dedup, *near, metrics, *([limiter] if limiter else [])]:
+        for actor in [*workers, directory, *dedup, *near, metrics, *([limiter] if limiter else [])]:
             ray.kill(actor)
         store.cleanup()  # rejected/side files of commits a dead worker never finished
         replicas = _stop_teacher_pool(teacher_pool, snapshot)

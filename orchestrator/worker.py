@@ -28,6 +28,7 @@ from orchestrator.config import PipelineConfig
 from orchestrator.counters import subtract
 from orchestrator.decontam import Decontaminate
 from orchestrator.dedup import DedupClient
+from orchestrator.job_directory import JobActors
 from orchestrator.metrics import PUSH_INTERVAL_S, CountingSemaphore
 from orchestrator.near_dedup import NearDedupClient
 from orchestrator.ngram_index import NgramIndex
@@ -57,31 +58,25 @@ class SeedResult:
 @ray.remote(max_restarts=3, max_task_retries=0)
 class GenerationWorker:
     def __init__(
-        self,
-        name: str,
-        config_json: str,
-        out_dir: str,
-        dedup_actors: list[Any],
-        metrics: Any,
-        api_key: str | None = None,
-        near_actors: list[Any] | None = None,
-        contamination: NgramIndex | None = None,
-        limiter: Any = None,
-        teacher_pool: Any = None,
+        self, name: str, config_json: str, out_dir: str, directory: str, api_key: str | None = None
     ) -> None:
+        """``directory``: the name of the run's ``JobDirectory`` (only plain values here, so a
+        restart re-runs this safely; see ``orchestrator.job_directory``)."""
         self.name = name
         self.cfg = PipelineConfig.model_validate_json(config_json)
         self.store = OutputStore(out_dir)
-        self.dedup = DedupClient(dedup_actors)
-        self.metrics = metrics
+        actors = JobActors.lookup(directory)
+        self.dedup = DedupClient(actors.dedup)
+        self.metrics = actors.metrics
         self.api_key = api_key
-        self.limiter = limiter
-        self.teacher_pool = teacher_pool  # ReplicaSupervisor of teacher.kind vllm, or None
+        self.limiter = actors.limiter
+        self.teacher_pool = actors.teacher_pool  # ReplicaSupervisor of kind vllm, or None
         self.steps = build_steps(self.cfg)
-        self.near = NearDedupClient(near_actors, self.cfg.dedup.near) if near_actors else None
+        self.near = NearDedupClient(actors.near, self.cfg.dedup.near) if actors.near else None
         post: list[Stage] = list(self.cfg.format.build())
-        if contamination is not None:
-            post.insert(0, Decontaminate(contamination, self.cfg.decontamination.fields))
+        index: NgramIndex | None = actors.index()
+        if index is not None:
+            post.insert(0, Decontaminate(index, self.cfg.decontamination.fields))
         self.post = FilterStep(post) if post else None
         self.stopping = asyncio.Event()
         self.node_ip = ray.util.get_node_ip_address()  # for the dashboard's per-node view

@@ -53,9 +53,11 @@ def assert_exactly_once(out: Path, seed_ids: list[str]) -> None:
     assert not list((out / "_mathsynth" / "tmp").glob("*.tmp"))
 
 
-def assert_rerun_costs_nothing(out: Path, seeds: list, srv: ScriptedServer) -> None:
+def assert_rerun_costs_nothing(
+    out: Path, seeds: list, srv: ScriptedServer, decontamination: dict | None = None
+) -> None:
     before = srv.request_count
-    summary = run_job(job_config(srv.base_url, RUN), seeds, out)
+    summary = run_job(job_config(srv.base_url, RUN, decontamination), seeds, out)
     assert srv.request_count == before
     assert summary["seeds_skipped_already_finished"] == len(seeds)
     assert_exactly_once(out, [s.id for s in seeds])
@@ -130,9 +132,13 @@ def test_worker_node_removed_mid_run(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(120)
 @pytest.mark.usefixtures("ray_local")
-def test_worker_process_killed_mid_run(tmp_path: Path) -> None:
+def test_worker_process_killed_mid_run(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     n_seeds, out = 24, tmp_path / "out"
     seeds = synthetic_seeds(n_seeds)
+    bench = tmp_path / "bench.jsonl"  # a local benchmark: the restarted worker needs its index
+    bench.write_text(json.dumps({"id": "b0", "question": "A train leaves at noon at 60 mph."}))
+    decontam = {"enabled": True, "preset": "tinygsm",
+                "benchmarks": [{"path": str(bench), "name": "bench"}]}  # fmt: skip
     report: dict = {}
 
     def kill_one() -> None:
@@ -152,12 +158,12 @@ def test_worker_process_killed_mid_run(tmp_path: Path) -> None:
     with ScriptedServer(reply=tinygsm_reply, latency=0.5) as srv:
         killer = threading.Thread(target=kill_one, daemon=True)
         killer.start()
-        states: list[dict[str, tuple[str, str]]] = []
+        views: list[dict] = []
         summary = run_job(
-            job_config(srv.base_url, RUN), seeds, out, poll_s=0.2,
-            on_progress=lambda v: states.append({a["name"]: (a["state"], a["source"])
-                                                 for a in v["actors"]}),
+            job_config(srv.base_url, RUN, decontam), seeds, out, poll_s=0.2,
+            on_progress=views.append,
         )  # fmt: skip
+        states = [{a["name"]: (a["state"], a["source"]) for a in v["actors"]} for v in views]
         killer.join(timeout=5)
         assert "killed" in report, "the run ended before a worker could be killed"
         assert report.get("restarted"), "the killed worker was not restarted"
@@ -167,13 +173,17 @@ def test_worker_process_killed_mid_run(tmp_path: Path) -> None:
         assert all(state == "alive" for state, _ in states[-1].values()), states[-1]
         assert not any(state == "dead" for s in states for state, _ in s.values())
         assert down < len(states) - 1
+        # workers get only plain constructor arguments (orchestrator.job_directory), so Ray has
+        # nothing to warn about for their restarts, and every row passed decontamination
+        assert "constructor arguments in the object store" not in capfd.readouterr().err
+        assert views[-1]["counters"]["decontam"]["seen"] >= summary["rows_written"] > 0
         assert summary["chunks_requeued"] >= 1
         assert summary["seeds_not_run"] == 0 and summary["seeds_failed"] == 0
         assert_exactly_once(out, [s.id for s in seeds])
         per_seed = requests_per_seed(srv.requests, seeds)
         assert all(per_seed[s] == 1 for s in report["committed"])
         assert set(per_seed) == {s.id for s in seeds} and max(per_seed.values()) <= 2
-        assert_rerun_costs_nothing(out, seeds, srv)
+        assert_rerun_costs_nothing(out, seeds, srv, decontam)
 
 
 def descendants(pid: int) -> set[int]:

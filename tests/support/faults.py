@@ -54,13 +54,16 @@ def synthetic_seeds(n: int) -> list[Record]:
     ]
 
 
-def job_config(base_url: str, run: dict[str, Any]) -> PipelineConfig:
+def job_config(
+    base_url: str, run: dict[str, Any], decontamination: dict[str, Any] | None = None
+) -> PipelineConfig:
     cfg, builtin = build_config("tinygsm", {
         "teacher": {"base_url": base_url, "model": "scripted", "max_attempts": 4,
                     "backoff_initial_s": 0.05, "backoff_max_s": 0.2, "read_timeout_s": 20},
         "run": run,
         "tinygsm": {"method": "one-step", "problems_per_seed": 6},
-        "decontamination": {"enabled": False},  # its benchmarks come from the hub
+        # the default benchmarks come from the hub: off unless local ones are given
+        "decontamination": decontamination or {"enabled": False},
     })  # fmt: skip
     assert not builtin
     return cfg
