@@ -4,7 +4,10 @@ Each worker incarnation holds one ``LimiterClient``, a handle on the job's ``Rat
 (``orchestrator.teacher.ratelimit``), used from the worker's event loop. ``reserve`` wraps one
 request: it waits for a grant (``acquire``), yields a ``Grant`` on which the caller records the
 reply's ``usage``, and settles the grant when the block ends (fire-and-forget, also on errors and
-cancellation). ``observe`` is the ``TeacherClient.on_attempt`` observer that forwards rate-limit
+cancellation). Settles that end within ``SETTLE_DELAY_S`` (10 ms) of each other go out as one
+``settle_many`` call: at hundreds of requests per second that halves the actor calls per request
+(the awaited ``acquire`` stays one call per request, so grants stay exact and FIFO), and a slot
+or a refund comes back at most 10 ms later. ``observe`` is the ``TeacherClient.on_attempt`` observer that forwards rate-limit
 headers and 429s to the limiter.
 
 When a worker asks. Without any configured limit, a worker does not ask the limiter per request:
@@ -70,6 +73,8 @@ class LimiterClient:
     """Worker-side handle on the job's ``RateLimiter`` (one per worker, used from its loop)."""
 
     CHECK_EVERY_S = 1.0
+    SETTLE_DELAY_S = 0.01  # settles ending within this long share one actor call
+    SETTLE_BATCH = 128
 
     def __init__(self, actor: Any, limits: RateLimits) -> None:
         self.actor = actor
@@ -79,6 +84,8 @@ class LimiterClient:
         self.owner = uuid.uuid4().hex  # this incarnation's lease (see the module docstring)
         self._holding = 0  # sends waiting for a grant or in flight
         self._renewer: asyncio.Task[None] | None = None
+        self._settles: list[tuple[str, int | None, int | None]] = []  # not yet sent
+        self._flush_at: asyncio.TimerHandle | None = None
 
     async def _renew_while_holding(self) -> None:
         every = LEASE_S / 3
@@ -137,4 +144,24 @@ class LimiterClient:
         finally:  # also on errors and cancellation (fire-and-forget)
             self._holding -= 1
             if not answered:
-                self.actor.settle.remote(grant_id, grant.input_tokens, grant.output_tokens)
+                self._settle(grant_id, grant.input_tokens, grant.output_tokens)
+
+    def _settle(self, grant_id: str, input_tokens: int | None, output_tokens: int | None) -> None:
+        """Queue a settle; the queue goes out as one ``settle_many`` call ``SETTLE_DELAY_S``
+        after its first entry (or at once when ``SETTLE_BATCH`` are waiting)."""
+        self._settles.append((grant_id, input_tokens, output_tokens))
+        if len(self._settles) >= self.SETTLE_BATCH:
+            self.flush()
+        elif self._flush_at is None:
+            self._flush_at = asyncio.get_running_loop().call_later(
+                self.SETTLE_DELAY_S, self.flush
+            )
+
+    def flush(self) -> None:
+        """Send the queued settles now (fire-and-forget)."""
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
+        batch, self._settles = self._settles, []
+        if batch:
+            self.actor.settle_many.remote(batch)

@@ -20,8 +20,8 @@ sends over the minute plus a sliding charge log that caps any 61 s window).
 
 Why one actor, not per-actor shares. A job-wide actor keeps the budget exact whatever the number
 of workers and however unevenly they send (static shares waste the budget of idle workers and
-cannot pause everyone after a 429). It costs two small actor calls per request (``acquire``
-awaited, ``settle`` fire-and-forget); Ray does ~1.7k such calls/s on 2 cores, and
+cannot pause everyone after a 429). It costs one awaited ``acquire`` call per request plus
+``settle`` fire-and-forget (batched per worker: ``settle_many``); Ray does ~1.7k such calls/s on 2 cores, and
 ``benchmarks/rate_limit.py`` measured 510-580 sequential grant + settle round trips/s from a
 single actor (~31-35k RPM; several workers overlap their calls), beyond the hosted limits this
 is for, while a 600 RPM job costs the limiter ~20 calls/s. Batched grants (a worker taking
@@ -226,6 +226,11 @@ class RateLimiter:
                 if name in self.budgets:
                     self.budgets[name].correct(entry, actual[name], now)
         self.released.set()
+
+    async def settle_many(self, items: list[tuple[str, int | None, int | None]]) -> None:
+        """``settle`` for each (grant id, input tokens, output tokens): one call for a batch."""
+        for grant_id, input_tokens, output_tokens in items:
+            await self.settle(grant_id, input_tokens, output_tokens)
 
     async def observe(
         self, status: int | None, headers: dict[str, str], retry_after: float | None
