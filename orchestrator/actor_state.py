@@ -92,10 +92,13 @@ class ClusterState:
         last_push_s: dict[str, float],
         workers: dict[str, dict[str, Any]] | None = None,
         down: dict[str, str] | None = None,
+        deaths: dict[str, int] | None = None,
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(actors, nodes) rows of the progress view (see ``orchestrator.dashboard``); an actor
         row's ``source`` says where its state came from: ``ray`` (state API), ``push`` or
-        ``driver`` (``down``: worker name -> restarting | dead, what the driver saw)."""
+        ``driver`` (``down``: worker name -> restarting | dead, what the driver saw); its
+        ``restarts`` is how often the driver saw it die (``deaths``), so a restart that took
+        less than a poll still shows."""
         if time.monotonic() - self._last >= self.every_s:
             self._last = time.monotonic()
             self._refresh()
@@ -103,7 +106,7 @@ class ClusterState:
             # on failure the last known phases stay
             with contextlib.suppress(ray.exceptions.RayError, TimeoutError):
                 self.replicas = ray.get(self.supervisor.status.remote(), timeout=3)
-        workers, down = workers or {}, down or {}
+        workers, down, deaths = workers or {}, down or {}, deaths or {}
         actors, per_node = [], {info["node"]: 0 for info in self._nodes.values()}
         for name in self.names.values():
             age = last_push_s.get(name)
@@ -124,7 +127,7 @@ class ClusterState:
                 per_node[node] += 1
             actors.append({
                 "name": name, "state": state, "node": node, "last_push_s": age, "source": source,
-                "in_flight": pushed.get("in_flight", 0),
+                "in_flight": pushed.get("in_flight", 0), "restarts": deaths.get(name, 0),
             })  # fmt: skip
         nodes = [{**info, "actors": per_node[info["node"]]} for info in self._nodes.values()]
         return actors, nodes

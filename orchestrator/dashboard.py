@@ -8,7 +8,7 @@ and writes to ``<out>/_mathsynth/progress.json`` / prints with ``--json``:
     counters     {group: {name: n}} (orchestrator.counters): seeds, teacher, stages, writer
     gauges       {"in_flight": n, "waiting": n, "replicas": {url: in_flight}} summed over workers
     queued       {"chunks": n, "seeds": n, "outstanding_chunks": n} held by the driver
-    actors       [{"name", "state", "node", "last_push_s", "in_flight", "source"}]
+    actors       [{"name", "state", "node", "last_push_s", "in_flight", "source", "restarts"}]
     nodes        [{"node", "state", "actors"}]
     replica_states  [{"index", "phase", "url", "restarts", "last_failure", ...}] teacher
                  replicas as their supervisor sees them (kind vllm only)
@@ -152,17 +152,18 @@ def _actors(view: dict[str, Any]) -> Table | None:
     if not actors and not nodes:
         return None
     table = Table(title="nodes and actors", title_justify="left", expand=False)
-    for col in ("kind", "name", "node", "state", "in flight", "last push"):
+    for col in ("kind", "name", "node", "state", "restarts", "in flight", "last push"):
         table.add_column(col)
     for node in nodes:
         table.add_row(
-            "node", "", node["node"], node["state"], "", f"{node.get('actors', 0)} actors"
+            "node", "", node["node"], node["state"], "", "", f"{node.get('actors', 0)} actors"
         )
     for actor in actors:
         age = actor.get("last_push_s")
         table.add_row(
             "actor", actor["name"], actor.get("node") or "?", actor["state"],
-            str(int(actor.get("in_flight", 0))), f"{age:.1f}s ago" if age is not None else "-",
+            str(int(actor.get("restarts", 0))), str(int(actor.get("in_flight", 0))),
+            f"{age:.1f}s ago" if age is not None else "-",
         )  # fmt: skip
     return table
 

@@ -298,6 +298,7 @@ def _dispatch(
             if time.monotonic() - last_poll >= poll_s or not outstanding:
                 last_poll = time.monotonic()
                 state.down = {f"worker-{i}": s for i, s in health.states().items()}
+                state.deaths = {f"worker-{i}": n for i, n in health.deaths.items()}
                 snapshot = ray.get(metrics.snapshot.remote())
                 if on_progress is not None:
                     queued = {"chunks": len(chunks), "seeds": sum(len(c) for c in chunks),

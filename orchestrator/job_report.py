@@ -35,6 +35,7 @@ class JobState:
     job: dict[str, Any] = field(default_factory=dict)  # pipeline, out: for the dashboard
     cluster: ClusterState | None = None  # per-actor/node state for the dashboard
     down: dict[str, str] = field(default_factory=dict)  # worker name -> restarting | dead
+    deaths: dict[str, int] = field(default_factory=dict)  # worker name -> times it died
 
 
 def progress_sink(*fns: ProgressFn | None) -> ProgressFn | None:
@@ -63,7 +64,9 @@ def progress_view(
     cost, projected = cost_estimate(teacher, price, state.total_seeds - state.skipped, int(done))
     cluster = state.cluster
     actors, nodes = (
-        cluster.poll(snapshot.get("last_push_s", {}), snapshot.get("workers", {}), state.down)
+        cluster.poll(
+            snapshot.get("last_push_s", {}), snapshot.get("workers", {}), state.down, state.deaths
+        )
         if cluster is not None
         else ([], [])
     )

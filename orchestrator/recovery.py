@@ -52,12 +52,14 @@ class WorkerHealth:
         self.retry_at: dict[int, float] = {}  # worker index -> when to ping again
         self.failed: dict[int, int] = {}  # worker index -> failed pings in a row
         self.lost: set[int] = set()
+        self.deaths: dict[int, int] = {}  # worker index -> deaths seen (one per incarnation)
 
     def _down(self) -> set[int]:
         return set(self.pings.values()) | set(self.retry_at) | self.lost
 
     def died(self, i: int) -> None:
         if i not in self._down():
+            self.deaths[i] = self.deaths.get(i, 0) + 1
             self.failed[i] = 0
             self.pings[self.workers[i].ping.remote()] = i
 

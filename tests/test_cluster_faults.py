@@ -92,6 +92,8 @@ def test_worker_health_waits_for_a_restart_and_gives_up_on_a_dead_worker() -> No
     health.died(1)
     assert 1 not in health.usable()  # no chunk for a worker that has not answered yet
     assert health.states() == {0: "restarting", 1: "restarting"}  # what the dashboard shows
+    health.died(0)  # its other chunk failing too: the same death
+    assert health.deaths == {0: 1, 1: 1}
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline and (health.usable() != [0, 2] or 1 not in health.lost):
         time.sleep(0.1)
@@ -167,12 +169,13 @@ def test_worker_process_killed_mid_run(tmp_path: Path, capfd: pytest.CaptureFixt
         killer.join(timeout=5)
         assert "killed" in report, "the run ended before a worker could be killed"
         assert report.get("restarted"), "the killed worker was not restarted"
-        # the dashboard showed it (no Ray dashboard here: the driver saw the death) and saw it
-        # come back
-        down = next(i for i, s in enumerate(states) if ("restarting", "driver") in s.values())
-        assert all(state == "alive" for state, _ in states[-1].values()), states[-1]
+        # the dashboard counted the death (no Ray dashboard here: the driver saw it; a restart
+        # can be quicker than a poll, so `restarting` itself may never be on screen) and shows
+        # the worker back
+        final = {a["name"]: a for a in views[-1]["actors"]}
+        assert sorted(a["restarts"] for a in final.values()) == [0, 1], final
+        assert all(a["state"] == "alive" for a in final.values()), final
         assert not any(state == "dead" for s in states for state, _ in s.values())
-        assert down < len(states) - 1
         # workers get only plain constructor arguments (orchestrator.job_directory), so Ray has
         # nothing to warn about for their restarts, and every row passed decontamination
         assert "constructor arguments in the object store" not in capfd.readouterr().err

@@ -95,9 +95,10 @@ def test_actor_state_without_dashboard_falls_back_to_push_age() -> None:
     assert nodes == [{"node": "127.0.0.1", "state": "alive", "actors": 1}]
     # what the driver saw (a task failed with the worker's death) outranks the push age
     rows, nodes = state.poll({"worker-0": 0.5, "worker-1": 0.5}, {},
-                             {"worker-0": "restarting", "worker-2": "dead"})  # fmt: skip
-    by_name = {row["name"]: (row["state"], row["source"]) for row in rows}
-    assert by_name == {"worker-0": ("restarting", "driver"), "worker-1": ("alive", "push"),
-                       "worker-2": ("dead", "driver")}  # fmt: skip
+                             {"worker-0": "restarting", "worker-2": "dead"},
+                             {"worker-0": 1, "worker-1": 2, "worker-2": 4})  # fmt: skip
+    by_name = {row["name"]: (row["state"], row["source"], row["restarts"]) for row in rows}
+    assert by_name == {"worker-0": ("restarting", "driver", 1), "worker-1": ("alive", "push", 2),
+                       "worker-2": ("dead", "driver", 4)}  # fmt: skip
     for actor in actors.values():
         ray.kill(actor)

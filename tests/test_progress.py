@@ -46,6 +46,7 @@ def view(**extra: Any) -> dict[str, Any]:
             {
                 "name": "worker-1",
                 "state": "restarting",
+                "restarts": 2,
                 "node": "10.0.0.6",
                 "last_push_s": 7.0,
                 "in_flight": 2,
@@ -84,6 +85,8 @@ def test_panel_shows_every_field_with_its_number() -> None:
     ]  # fmt: skip
     for needle in expected:
         assert needle in text, needle
+    row = next(line for line in text.splitlines() if "worker-1" in line)
+    assert [c.strip() for c in row.split("│")[1:-1]][3:5] == ["restarting", "2"], row
     lines = text.splitlines()
     # funnel rows: stage, in, out, accept rate (a producing stage shows its yield)
     for stage, numbers in {"one_step": ["10", "30", "x3.0"], "execute": ["30", "20", "67%"],

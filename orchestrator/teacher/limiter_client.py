@@ -153,9 +153,7 @@ class LimiterClient:
         if len(self._settles) >= self.SETTLE_BATCH:
             self.flush()
         elif self._flush_at is None:
-            self._flush_at = asyncio.get_running_loop().call_later(
-                self.SETTLE_DELAY_S, self.flush
-            )
+            self._flush_at = asyncio.get_running_loop().call_later(self.SETTLE_DELAY_S, self.flush)
 
     def flush(self) -> None:
         """Send the queued settles now (fire-and-forget)."""

@@ -83,10 +83,9 @@ def test_run_survives_a_replica_dying_mid_run(tmp_path: Path) -> None:
     # the dashboard's per-replica load: workers' in-flight requests per replica URL reach the hub
     assert any(sum(load.values()) > 0 for load in loads), loads
     assert len({url for load in loads for url in load}) >= 2, loads
-    # ... and each replica's phase from the supervisor: both served, then one was restarting
-    # (the run may end on the other one before it is back)
-    up = phases.index(["healthy", "healthy"])
-    assert any("restarting" in p for p in phases[up:]), phases
+    # ... and each replica's phase from the supervisor: the killed one was shown restarting
+    # (for a second or more: a new server process must start), and a healthy one served on
+    assert any("restarting" in p and "healthy" in p for p in phases), phases
     # every seed accounted for, none failed: the dead replica's requests were re-sent
     assert summary["seeds_failed"] == 0 and summary["seeds_not_run"] == 0
     assert summary["seeds_accepted"] + summary["seeds_rejected"] == len(seeds)
