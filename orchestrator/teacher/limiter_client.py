@@ -148,9 +148,10 @@ class LimiterClient:
 
     def _settle(self, grant_id: str, input_tokens: int | None, output_tokens: int | None) -> None:
         """Queue a settle; the queue goes out as one ``settle_many`` call ``SETTLE_DELAY_S``
-        after its first entry (or at once when ``SETTLE_BATCH`` are waiting)."""
+        after its first entry, or at once when ``SETTLE_BATCH`` are waiting or nothing else is
+        held (the caller may be done: its event loop may not run that long)."""
         self._settles.append((grant_id, input_tokens, output_tokens))
-        if len(self._settles) >= self.SETTLE_BATCH:
+        if len(self._settles) >= self.SETTLE_BATCH or self._holding == 0:
             self.flush()
         elif self._flush_at is None:
             self._flush_at = asyncio.get_running_loop().call_later(self.SETTLE_DELAY_S, self.flush)
