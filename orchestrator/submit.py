@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import tenacity
 from rich.console import Console
 
 from orchestrator.jobs_api import JobsAPIError, JobsHTTPError, connect, dashboard_address
@@ -148,25 +149,32 @@ def _accepted(client: Any, job_id: str) -> bool:
     return True
 
 
+def _starting(err: BaseException) -> bool:
+    """A 5xx answer: the head is up but its job agent is not (yet)."""
+    return isinstance(err, JobsHTTPError) and err.status >= 500
+
+
 def submit_when_ready(
     client: Any, command: str, runtime_env: dict[str, Any], job_id: str, wait_s: float
 ) -> None:
     """Submit as ``job_id``; a head that answers 5xx (its job agent is still starting) is asked
-    again for up to ``wait_s``. The fixed id makes this safe: a try whose answer was lost
-    but whose job exists counts as accepted, and is never submitted twice."""
-    deadline = time.monotonic() + wait_s
-    delay = 0.5
-    while True:
-        try:
-            client.submit_job(entrypoint=command, runtime_env=runtime_env, submission_id=job_id)
-            return
-        except JobsHTTPError as err:
-            if err.status < 500 or time.monotonic() + delay > deadline:
+    again for up to ``wait_s`` (tenacity, as ``jobs_api`` waits for the dashboard). The fixed id
+    makes this safe: a try whose answer was lost but whose job exists counts as accepted, and
+    is never submitted twice."""
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_starting),
+        stop=tenacity.stop_after_delay(wait_s),
+        wait=tenacity.wait_exponential(multiplier=0.5, max=5),
+        reraise=True,
+    )
+    for attempt in retrying:
+        with attempt:
+            try:
+                client.submit_job(entrypoint=command, runtime_env=runtime_env, submission_id=job_id)
+            except JobsHTTPError as err:
+                if _starting(err) and _accepted(client, job_id):
+                    return
                 raise
-            if _accepted(client, job_id):
-                return
-        time.sleep(delay)
-        delay = min(delay * 2, 5.0)
 
 
 def submit_job(opts: SubmitOptions, console: Console, events_flag: str = "--json") -> int:

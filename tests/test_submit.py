@@ -37,7 +37,12 @@ from orchestrator.resources import data_dir
 from orchestrator.sealed_env import PREFIX, unseal_environ
 from orchestrator.seeds import load_seeds
 from orchestrator.store import OutputStore
-from orchestrator.submit import SubmitOptions, build_runtime_env, next_submission_id
+from orchestrator.submit import (
+    SubmitOptions,
+    build_runtime_env,
+    next_submission_id,
+    wait_until_ended,
+)
 from tests.support.key_gate import KeyGate
 from tests.support.scripted_server import ScriptedServer
 from tests.support.tinygsm_teacher import last_user_message, tinygsm_reply
@@ -116,9 +121,8 @@ def head() -> Iterator[Head]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)
-        while str(h.client().get_job_status(warmup).value) not in ("SUCCEEDED", "FAILED"):
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
+        status = wait_until_ended(h.client(), warmup, deadline - time.monotonic())
+        assert status in ("SUCCEEDED", "FAILED")
         yield h
 
 
@@ -323,8 +327,5 @@ def test_submit_right_after_the_head_starts_waits_for_it(tmp_path: Path) -> None
         assert done.stdout.split()[0] == "early-1"
         client = h.client()
         assert [j.submission_id for j in client.list_jobs()] == ["early-1"]
-        deadline = time.monotonic() + 120
-        while str(client.get_job_status("early-1").value) not in ("SUCCEEDED", "FAILED"):
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
+        assert wait_until_ended(client, "early-1", 120) == "SUCCEEDED"
         assert "Usage:" in client.get_job_logs("early-1")  # `mathsynth run --help` ran

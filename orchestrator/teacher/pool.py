@@ -108,7 +108,8 @@ class ReplicaSupervisor:
         """Return once ``min_healthy`` replicas are healthy; raise ``TeacherSetupError`` when
         too many have failed for good or ``timeout_s`` passed."""
         need = min(min_healthy, len(self.states))
-        deadline = time.monotonic() + (timeout_s or self.settings.replica.startup_timeout_s + 60)
+        limit = timeout_s or self.settings.replica.startup_timeout_s + 60
+        deadline = time.monotonic() + limit
         while True:
             if sum(s.phase == "healthy" for s in self.states) >= need:
                 return
@@ -118,7 +119,7 @@ class ReplicaSupervisor:
                 errors = [s.error for s in failed if s.error] or [
                     s.error or f"replica {s.index}: {s.phase}" for s in self.states
                 ]
-                when = f"within {timeout_s or self.settings.replica.startup_timeout_s + 60:g} s"
+                when = f"within {limit:g} s"
                 raise TeacherSetupError(
                     f"{need} of {len(self.states)} teacher replica(s) could not be made "
                     f"healthy{' ' + when if late and not failed else ''}: {errors[0]}",
