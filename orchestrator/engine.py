@@ -252,7 +252,7 @@ def _dispatch(
     price: Price | None,
     store: OutputStore,
 ) -> dict[str, Any]:
-    outstanding: dict[Any, tuple[int, list[dict[str, Any]]]] = {}
+    outstanding: dict[Any, tuple[int, list[dict[str, Any]], int]] = {}  # worker, chunk, incarnation
     load = [0] * len(workers)
     health = WorkerHealth(workers)  # died workers get no chunk until restarted
     last_poll = 0.0
@@ -264,7 +264,7 @@ def _dispatch(
                 if load[i] >= per_worker:
                     break
                 chunk = chunks.popleft()
-                outstanding[workers[i].run_chunk.remote(chunk)] = (i, chunk)
+                outstanding[workers[i].run_chunk.remote(chunk)] = (i, chunk, health.incarnation(i))
                 load[i] += 1
             if health.all_lost():
                 raise FatalRunError("every generation worker is gone (restarts used up)")
@@ -274,7 +274,7 @@ def _dispatch(
             else:  # every worker is being restarted
                 time.sleep(poll_s)
             for ref in ready:
-                i, chunk = outstanding.pop(ref)
+                i, chunk, incarnation = outstanding.pop(ref)
                 load[i] -= 1
                 try:
                     result = ray.get(ref)
@@ -282,7 +282,7 @@ def _dispatch(
                     if not worker_died(err):  # a job-state actor it called is gone
                         raise FatalRunError(f"a job actor died: {err}") from err
                     state.requeued_chunks += 1
-                    health.died(i)
+                    health.died(i, incarnation)
                     if state.requeued_chunks > 2 * state.chunks_total + len(workers):
                         raise FatalRunError(f"workers keep dying; last error: {err}") from err
                     if rest := uncommitted(chunk, store):  # orchestrator.recovery

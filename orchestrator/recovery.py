@@ -52,16 +52,25 @@ class WorkerHealth:
         self.retry_at: dict[int, float] = {}  # worker index -> when to ping again
         self.failed: dict[int, int] = {}  # worker index -> failed pings in a row
         self.lost: set[int] = set()
-        self.deaths: dict[int, int] = {}  # worker index -> deaths seen (one per incarnation)
+        self.deaths: dict[int, int] = {}  # worker index -> deaths seen = its incarnation
 
     def _down(self) -> set[int]:
-        return set(self.pings.values()) | set(self.retry_at) | self.lost
+        return set(self.states())
 
-    def died(self, i: int) -> None:
-        if i not in self._down():
-            self.deaths[i] = self.deaths.get(i, 0) + 1
-            self.failed[i] = 0
-            self.pings[self.workers[i].ping.remote()] = i
+    def incarnation(self, i: int) -> int:
+        """Worker ``i``'s incarnation as far as the driver knows (deaths seen so far): tag each
+        task sent to it with this, for ``died``."""
+        return self.deaths.get(i, 0)
+
+    def died(self, i: int, incarnation: int) -> None:
+        """A task sent to ``incarnation`` of worker ``i`` failed because its process died. Its
+        other tasks fail too, some only after Ray restarted it: a failure of an incarnation
+        already counted is the same death (no second count, no second ping)."""
+        if incarnation < self.incarnation(i) or i in self._down():
+            return
+        self.deaths[i] = incarnation + 1
+        self.failed[i] = 0
+        self.pings[self.workers[i].ping.remote()] = i
 
     def usable(self) -> list[int]:
         """Indices of workers to give chunks to now."""
