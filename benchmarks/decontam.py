@@ -21,9 +21,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.decontam import BenchmarkSource, Decontaminate, DecontamSettings, build_index  # noqa: E402
-from orchestrator.records import Record  # noqa: E402
-from orchestrator.stage import run_chain  # noqa: E402
+from orchestrator.core.records import Record  # noqa: E402
+from orchestrator.core.stage import run_chain  # noqa: E402
+from orchestrator.quality.decontam import (  # noqa: E402
+    BenchmarkSource,
+    Decontaminate,
+    DecontamSettings,
+    build_index,
+)
 
 NAMES = ["Xavier", "Yolanda", "Zebulon", "Quincy"]
 

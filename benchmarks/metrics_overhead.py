@@ -36,9 +36,9 @@ import ray  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from benchmarks.saturation import synthetic_seeds  # noqa: E402
-from orchestrator.cli import build_config  # noqa: E402
-from orchestrator.engine import run_job  # noqa: E402
-from orchestrator.progress import ProgressDisplay  # noqa: E402
+from orchestrator.cli.app import build_config  # noqa: E402
+from orchestrator.engine.driver import run_job  # noqa: E402
+from orchestrator.telemetry.progress import ProgressDisplay  # noqa: E402
 from tests.support.scripted_server import ScriptedServer  # noqa: E402
 from tests.support.tinygsm_teacher import tinygsm_reply  # noqa: E402
 

@@ -30,8 +30,8 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import ray  # noqa: E402
 
-from orchestrator.near_dedup import NearDedupClient, NearDedupSettings, start_near_dedup  # noqa: E402
-from orchestrator.records import Record  # noqa: E402
+from orchestrator.core.records import Record  # noqa: E402
+from orchestrator.quality.near_dedup import NearDedupClient, NearDedupSettings, start_near_dedup  # noqa: E402
 
 _SENT = re.compile(r"(?<=[.?!])\s+")
 _NUM = re.compile(r"\d+")

@@ -34,7 +34,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import ray  # noqa: E402
 
-from orchestrator.records import Record  # noqa: E402
+from orchestrator.core.records import Record  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -48,8 +48,8 @@ class Sender:
         self, settings_json: str, limiter: Any, path: str, concurrency: int,
         start_at: float, warm: float, seconds: float,
     ) -> dict[str, float]:  # fmt: skip
-        from orchestrator.sampling import SamplingParams
-        from orchestrator.steps import StepContext, ask_teacher
+        from orchestrator.core.sampling import SamplingParams
+        from orchestrator.engine.steps import StepContext, ask_teacher
         from orchestrator.teacher.client import TeacherClient, TeacherError
         from orchestrator.teacher.limiter_client import LimiterClient
         from orchestrator.teacher.settings import TeacherSettings
@@ -172,8 +172,8 @@ def synthetic_seeds(n: int) -> list[Record]:
 
 
 def measure_engine(workers: int, concurrency: int, latency: float, seconds_of_work: float) -> float:
-    from orchestrator.cli import build_config
-    from orchestrator.engine import run_job
+    from orchestrator.cli.app import build_config
+    from orchestrator.engine.driver import run_job
     from tests.support.scripted_server import ScriptedServer
     from tests.support.tinygsm_teacher import tinygsm_reply
 

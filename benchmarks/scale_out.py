@@ -41,9 +41,9 @@ os.environ.pop("RAY_ADDRESS", None)
 import ray  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from orchestrator.cli import build_config  # noqa: E402
-from orchestrator.engine import run_job  # noqa: E402
-from orchestrator.records import Record  # noqa: E402
+from orchestrator.cli.app import build_config  # noqa: E402
+from orchestrator.core.records import Record  # noqa: E402
+from orchestrator.engine.driver import run_job  # noqa: E402
 from tests.support.scripted_server import ScriptedServer  # noqa: E402
 from tests.support.tinygsm_teacher import tinygsm_reply  # noqa: E402
 

@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.records import Record  # noqa: E402
-from orchestrator.store import Commit, OutputStore  # noqa: E402
+from orchestrator.core.records import Record  # noqa: E402
+from orchestrator.output.store import Commit, OutputStore  # noqa: E402
 
 
 def commits(n: int, rows: int) -> list[Commit]:

@@ -62,3 +62,12 @@ def private_datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     import datasets.config
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")
+
+
+@pytest.fixture
+def seeds(gsm8k_train: Path) -> list:
+    """Ten GSM8K train seeds (the end-to-end tests' input)."""
+    from orchestrator.core.seeds import load_seeds
+    from tests.support import configs
+
+    return load_seeds(str(gsm8k_train), configs.make_config("http://x").seeds, limit=10)

@@ -38,7 +38,7 @@ def test_wheel_contains_data_files(wheel: Path) -> None:
 def test_installed_wheel_finds_its_data(wheel: Path, tmp_path: Path) -> None:
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
     code = (
-        "import orchestrator.resources as r, orchestrator.prompts as p;"
+        "import orchestrator.core.resources as r, orchestrator.core.prompts as p;"
         "print(r.data_dir('pipelines'));"
         "print(sorted(r.builtin_pipelines()));"
         "print(p.load_template('tinygsm/one_step').hash)"

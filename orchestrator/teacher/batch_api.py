@@ -30,7 +30,7 @@ import openai
 from openai.types import Batch
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from orchestrator.records import content_hash
+from orchestrator.core.records import content_hash
 from orchestrator.teacher.batch_ledger import FINAL_STATUSES
 from orchestrator.teacher.batch_lines import ENDPOINT, input_jsonl, parse_results
 from orchestrator.teacher.client import TeacherClient

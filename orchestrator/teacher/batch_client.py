@@ -40,7 +40,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.records import content_hash
+from orchestrator.core.records import content_hash
 from orchestrator.teacher.batch_api import BatchAPIClient
 from orchestrator.teacher.batch_ledger import BatchLedger, BatchRecord
 from orchestrator.teacher.batch_lines import LineOutcome, classify

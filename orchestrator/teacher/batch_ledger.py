@@ -1,7 +1,7 @@
 """Durable records of submitted provider batches, so a rerun polls instead of resubmitting.
 
 One JSON file per batch, ``<out>/_mathsynth/batches/<batch_id>.json`` in the run's output
-location (a local path or an fsspec URL: writes go through ``orchestrator.storage.Storage``, one
+location (a local path or an fsspec URL: writes go through ``orchestrator.output.storage.Storage``, one
 atomic whole-file write each), written right after the provider accepted the batch and before
 anyone waits on it, and rewritten when the batch reaches a final status. A record names the
 batch, its input file, the ``custom_id`` of every request in it, the endpoint (base URL) it went
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pydantic
 
-from orchestrator.storage import Storage
-from orchestrator.strict import StrictModel
+from orchestrator.core.strict import StrictModel
+from orchestrator.output.storage import Storage
 
 __all__ = ["BATCH_DIR", "BatchLedger", "BatchRecord"]
 

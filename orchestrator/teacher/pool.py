@@ -31,7 +31,7 @@ from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from orchestrator.placement import on_driver_node
+from orchestrator.engine.placement import on_driver_node
 from orchestrator.teacher.launch import TeacherSetupError, check_vllm
 from orchestrator.teacher.replicas import TeacherReplica, replica_placement
 from orchestrator.teacher.settings import TeacherSettings

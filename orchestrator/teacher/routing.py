@@ -31,7 +31,6 @@ from typing import Any
 
 import openai
 
-from orchestrator.counters import Counters
 from orchestrator.teacher.client import (
     AttemptObserver,
     TeacherClient,
@@ -40,6 +39,7 @@ from orchestrator.teacher.client import (
 )
 from orchestrator.teacher.replies import Completion
 from orchestrator.teacher.settings import TeacherSettings
+from orchestrator.telemetry.counters import Counters
 
 __all__ = ["RoutedTeacher", "pick_replica"]
 

@@ -36,8 +36,8 @@ os.environ.pop("RAY_ADDRESS", None)
 import ray  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from orchestrator.engine import run_job  # noqa: E402
-from orchestrator.store import OutputStore  # noqa: E402
+from orchestrator.engine.driver import run_job  # noqa: E402
+from orchestrator.output.store import OutputStore  # noqa: E402
 from orchestrator.teacher.replicas import replica_placement  # noqa: E402
 from orchestrator.teacher.settings import TeacherSettings  # noqa: E402
 from tests.support.faults import (  # noqa: E402

@@ -33,10 +33,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from orchestrator.cli import build_config
-from orchestrator.config import PipelineConfig
-from orchestrator.records import Record, normalize_question
-from orchestrator.store import LEDGER_KEY
+from orchestrator.cli.app import build_config
+from orchestrator.core.config import PipelineConfig
+from orchestrator.core.records import Record, normalize_question
+from orchestrator.output.store import LEDGER_KEY
 from tests.support.tinygsm_teacher import extract_seed, last_user_message
 
 ROOT = Path(__file__).resolve().parent.parent.parent

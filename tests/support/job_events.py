@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from orchestrator.progress import ProgressDisplay  # noqa: E402
+from orchestrator.telemetry.progress import ProgressDisplay  # noqa: E402
 
 
 def view(step: int, steps: int) -> dict:
@@ -45,7 +45,7 @@ def main() -> None:
     if args.hub:
         import ray
 
-        from orchestrator.metrics import start_hub
+        from orchestrator.telemetry.metrics import start_hub
 
         ray.init(logging_level="ERROR")
         hub = start_hub(args.hub)

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.records import normalize_question
+from orchestrator.core.records import normalize_question
 
 TASK_MARKERS = {
     "rephrase": "Task: skywork rephrase",

@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.records import normalize_question
+from orchestrator.core.records import normalize_question
 
 END_OF_QUESTION = "<|endofquestion|>"
 END_OF_PROGRAM = "<|endofprogram|>"

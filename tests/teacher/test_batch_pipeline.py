@@ -13,12 +13,12 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.cli import build_config
-from orchestrator.config import PipelineConfig
-from orchestrator.engine import run_job
-from orchestrator.records import normalize_question
-from orchestrator.seeds import load_seeds
-from orchestrator.store import LEDGER_KEY
+from orchestrator.cli.app import build_config
+from orchestrator.core.config import PipelineConfig
+from orchestrator.core.records import normalize_question
+from orchestrator.core.seeds import load_seeds
+from orchestrator.engine.driver import run_job
+from orchestrator.output.store import LEDGER_KEY
 from tests.support.output import rows
 from tests.support.scripted_server import ScriptedServer
 from tests.support.tinygsm_teacher import tinygsm_reply, unique_good_questions

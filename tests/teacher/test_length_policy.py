@@ -13,12 +13,10 @@ from typing import Any
 import pytest
 import ray
 
-from orchestrator.counters import Counters
-from orchestrator.mumath.toolloop import solve
-from orchestrator.prompts import load_template
-from orchestrator.records import Record
-from orchestrator.sampling import SamplingParams
-from orchestrator.steps import (
+from orchestrator.core.prompts import load_template
+from orchestrator.core.records import Record
+from orchestrator.core.sampling import SamplingParams
+from orchestrator.engine.steps import (
     LengthRejected,
     Rejects,
     StepContext,
@@ -27,11 +25,13 @@ from orchestrator.steps import (
     ask_teacher,
     next_budget,
 )
+from orchestrator.methods.mumath.toolloop import solve
 from orchestrator.teacher.client import TeacherClient
 from orchestrator.teacher.limiter_client import LimiterClient
 from orchestrator.teacher.ratelimit import RateLimiter
 from orchestrator.teacher.replies import Completion
 from orchestrator.teacher.settings import RateLimits, TeacherSettings
+from orchestrator.telemetry.counters import Counters
 from tests.support.scripted_server import ScriptedServer
 
 
@@ -225,10 +225,10 @@ def test_job_stores_length_rejections(tmp_path: Path, gsm8k_train: Path) -> None
     (30, then 60 tokens) and its record lands in rejected/ as ``one_step:length``."""
     import pyarrow.parquet as pq
 
-    from orchestrator.engine import run_job
-    from orchestrator.seeds import load_seeds
+    from orchestrator.core.seeds import load_seeds
+    from orchestrator.engine.driver import run_job
+    from tests.support.configs import make_config
     from tests.support.tinygsm_teacher import tinygsm_reply
-    from tests.test_engine import make_config
 
     seeds = load_seeds(str(gsm8k_train), make_config("http://x").seeds, limit=4)
     with ScriptedServer(reply=tinygsm_reply) as server:

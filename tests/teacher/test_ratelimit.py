@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import ray
 
-from orchestrator.sampling import SamplingParams
-from orchestrator.steps import StepContext, ask_teacher
+from orchestrator.core.sampling import SamplingParams
+from orchestrator.engine.steps import StepContext, ask_teacher
 from orchestrator.teacher.budget import WINDOW_S, Budget
 from orchestrator.teacher.client import TeacherClient
 from orchestrator.teacher.limiter_client import LimiterClient, estimate_prompt_tokens
@@ -236,9 +236,9 @@ def test_limits_learned_from_headers() -> None:
 
 
 def test_run_job_with_limits(tmp_path: Path, gsm8k_train: Path) -> None:
-    from orchestrator.seeds import load_seeds
+    from orchestrator.core.seeds import load_seeds
+    from tests.support.configs import make_config
     from tests.support.tinygsm_teacher import tinygsm_reply
-    from tests.test_engine import make_config
 
     cfg = make_config("http://x")
     seeds = load_seeds(str(gsm8k_train), cfg.seeds, limit=8)
@@ -254,7 +254,7 @@ def test_run_job_with_limits(tmp_path: Path, gsm8k_train: Path) -> None:
         cfg = make_config(srv.base_url)
         assert cfg.teacher is not None
         cfg.teacher.limits = RateLimits(max_in_flight=2, requests_per_minute=600)
-        from orchestrator.engine import run_job
+        from orchestrator.engine.driver import run_job
 
         summary = run_job(cfg, seeds, tmp_path / "out")
     assert summary["seeds_failed"] == 0 and summary["seeds_not_run"] == 0

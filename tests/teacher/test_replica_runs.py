@@ -20,11 +20,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from orchestrator.cli import build_config
-from orchestrator.engine import FatalRunError, run_job
-from orchestrator.resources import data_dir
-from orchestrator.seeds import load_seeds
-from orchestrator.store import OutputStore
+from orchestrator.cli.app import build_config
+from orchestrator.core.resources import data_dir
+from orchestrator.core.seeds import load_seeds
+from orchestrator.engine.driver import FatalRunError, run_job
+from orchestrator.output.store import OutputStore
 from tests.teacher.replica_support import (
     ROOT,
     find_processes,

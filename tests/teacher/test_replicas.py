@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import ray
 
-from orchestrator.counters import Counters
 from orchestrator.teacher.launch import TeacherSetupError, engine_flags, server_command
 from orchestrator.teacher.pool import ReplicaPool
 from orchestrator.teacher.replicas import TeacherReplica, replica_placement
 from orchestrator.teacher.routing import Route, RoutedTeacher, pick_replica
+from orchestrator.telemetry.counters import Counters
 from tests.support.scripted_server import ScriptedServer
 from tests.teacher.replica_support import pid_alive, settings, wait_for
 

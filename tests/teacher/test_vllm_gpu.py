@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import build_config
-from orchestrator.engine import run_job
-from orchestrator.seeds import load_seeds
+from orchestrator.cli.app import build_config
+from orchestrator.core.seeds import load_seeds
+from orchestrator.engine.driver import run_job
 
 
 def missing() -> str | None:

@@ -1,0 +1,1 @@
+"""The ``mathsynth`` command line (``app``) and its command groups. No pipeline logic."""

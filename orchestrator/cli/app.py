@@ -1,0 +1,268 @@
+"""The ``mathsynth`` command line: ``run``, ``demo``, ``show``, ``stats``, ``mix``, ``submit``,
+``watch``, ``pipelines``.
+
+It turns flags, environment variables and the pipeline file into one validated config, picks
+the teacher (a given OpenAI-compatible URL, OpenAI itself, or the built-in offline CPU teacher
+when neither a URL nor a model is given), loads seeds and calls the engine. It holds no
+pipeline logic of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from orchestrator.cli.cluster import submit, watch
+from orchestrator.cli.data import mix, pipelines, show, stats
+from orchestrator.cli.output import console, fail, out, print_summary
+from orchestrator.core.config import (
+    ConfigError,
+    PipelineConfig,
+    deep_update,
+    read_yaml,
+    validate_pipeline,
+)
+from orchestrator.core.records import Record
+from orchestrator.core.resources import resolve_pipeline
+from orchestrator.core.seeds import SeedError, load_seeds
+from orchestrator.methods.catalog import METHODS
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+DEMO_SEEDS = "demo.jsonl"
+OUT_HELP = "output dataset: a directory or an fsspec URL (s3://bucket/prefix, gs://...)"
+
+
+def build_config(pipeline: str, overrides: dict[str, Any]) -> tuple[PipelineConfig, bool]:
+    """Validated config and whether the built-in CPU teacher is needed."""
+    path = resolve_pipeline(pipeline)
+    data, node = read_yaml(path)
+    data = deep_update(data, overrides)
+    method = METHODS.get(str(data.get("kind", "tinygsm")))
+    if method is not None and not method.needs_teacher:
+        return validate_pipeline(data, path, node), False
+    teacher = data.setdefault("teacher", {}) or {}
+    data["teacher"] = teacher
+    gpus = teacher.pop("gpus", None)  # --gpus N: N // tensor_parallel_size vLLM replicas
+    if teacher.get("kind") == "vllm":
+        _vllm_replicas(teacher, gpus, path)
+        return validate_pipeline(data, path, node), False
+    if gpus is not None:
+        raise ConfigError("--gpus starts vLLM replicas: use it with --teacher vllm")
+    teacher.setdefault("base_url", os.environ.get("OPENAI_BASE_URL"))
+    builtin = not teacher.get("base_url") and not teacher.get("model")
+    if teacher.get("base_url") and not teacher.get("model"):
+        raise ConfigError(f"{path}: a teacher base URL needs a model name (--model)")
+    if builtin:
+        teacher["model"] = "builtin"
+    return validate_pipeline(data, path, node), builtin
+
+
+def _vllm_replicas(teacher: dict[str, Any], gpus: int | None, path: Path) -> None:
+    """Checks for ``teacher.kind: vllm`` (mathsynth serves the model itself), and ``--gpus``."""
+    if not teacher.get("model"):
+        raise ConfigError(f"{path}: teacher kind 'vllm' needs the model to serve (--model)")
+    if teacher.get("base_url"):
+        raise ConfigError(f"{path}: teacher kind 'vllm' starts its own servers; drop base_url")
+    if gpus is not None:
+        tp = int(teacher.get("tensor_parallel_size", 1))
+        if gpus < tp:
+            raise ConfigError(f"--gpus {gpus} is fewer than tensor_parallel_size {tp}")
+        teacher["replicas"] = gpus // tp
+
+
+def _run(
+    cfg: PipelineConfig, builtin: bool, seeds_spec: str | None, out_dir: str,
+    allow_config_change: bool, progress: bool, json_events: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    from orchestrator.engine.driver import run_job
+    from orchestrator.teacher.local_cpu import LocalCPUTeacher
+    from orchestrator.telemetry.progress import ProgressDisplay
+
+    seeds = resolve_seeds(cfg, seeds_spec)
+    api_key = os.environ.get(cfg.teacher.api_key_env) if cfg.teacher else None
+    with contextlib.ExitStack() as stack:
+        if builtin and cfg.teacher is not None:
+            console.print("starting the built-in CPU teacher (SmolLM2-135M via llama.cpp)...")
+            local = stack.enter_context(LocalCPUTeacher())
+            cfg = cfg.model_copy(
+                update={"teacher": cfg.teacher.model_copy(
+                    update={"base_url": local.base_url, "model": local.model})}
+            )  # fmt: skip
+        console.print(
+            f"[bold]{cfg.name}[/]: {len(seeds)} seeds -> {out_dir} "
+            f"(teacher {cfg.teacher.model if cfg.teacher else 'none'}, {cfg.run.workers} workers x "
+            f"{cfg.run.concurrency} in flight)", highlight=False,
+        )  # fmt: skip
+        mode = "json" if json_events else "auto"  # --json: one progress event per line
+        display = (
+            stack.enter_context(ProgressDisplay(console, mode=mode))
+            if progress or json_events
+            else None
+        )
+        summary = run_job(
+            cfg, seeds, out_dir, api_key=api_key,
+            on_progress=display.update if display else None,
+            allow_config_change=allow_config_change,
+        )  # fmt: skip
+        if display is not None:
+            display.finish(summary)
+        return summary
+
+
+def _dry_run(cfg: PipelineConfig, seeds_spec: str | None, sample: int) -> dict[str, Any]:
+    from orchestrator.engine.dryrun import estimate
+
+    info = estimate(cfg, resolve_seeds(cfg, seeds_spec), sample)
+    example = info.pop("example_prompt")
+    if example:
+        out.print(f"[bold]first prompt[/] ({info['prompt_tokens_per_request']} tokens, approx):")
+        out.print(example, markup=False, highlight=False)
+    print_summary(info, title="dry run: estimate (no request sent)")
+    return info
+
+
+def resolve_seeds(cfg: PipelineConfig, seeds_spec: str | None) -> list[Record]:
+    """Seeds from --seeds or the pipeline file; methods that make their own (arithmetic shard
+    descriptors) do so when neither names any."""
+    make_seeds = METHODS[cfg.kind].make_seeds
+    if seeds_spec is None and cfg.seeds.path is None and make_seeds is not None:
+        return make_seeds(cfg)[: cfg.run.limit]
+    return load_seeds(seeds_spec, cfg.seeds, cfg.run.limit)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _execute(pipeline: str, overrides: dict[str, Any], seeds: str | None, out_dir: str,
+             allow_config_change: bool, progress: bool,
+             dry_run: int | None = None, json_events: bool = False) -> dict[str, Any]:  # fmt: skip
+    from orchestrator.cluster.sealed_env import SealError, unseal_environ
+    from orchestrator.engine.driver import FatalRunError
+    from orchestrator.output.storage import StorageError
+    from orchestrator.output.store import OutputStore
+    from orchestrator.teacher.local_cpu import LocalTeacherError
+
+    # `ray job stop` sends SIGTERM: stop like Ctrl-C, so workers commit what they finished.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        unseal_environ()  # secrets sent sealed by `mathsynth submit` (sealed_env.py)
+        cfg, builtin = build_config(pipeline, overrides)
+        if dry_run is not None:
+            return _dry_run(cfg, seeds, dry_run)
+        OutputStore(out_dir)  # an unusable --out fails here, before a teacher is started
+        summary = _run(cfg, builtin, seeds, out_dir, allow_config_change, progress, json_events)
+    except (ConfigError, SeedError, FileNotFoundError, LocalTeacherError, StorageError,
+            SealError) as err:  # fmt: skip
+        raise fail(str(err)) from None
+    except FatalRunError as err:
+        raise fail(f"run stopped: {err}", code=1) from None
+    except KeyboardInterrupt:
+        console.print(f"interrupted: committed work is in {out_dir}; run again to resume")
+        raise typer.Exit(130) from None
+    if not json_events:  # --json: the summary was the last event
+        print_summary(summary)
+    return summary
+
+
+@app.command()
+def run(
+    pipeline: Annotated[str, typer.Argument(help="pipeline file or built-in name")],
+    seeds: Annotated[
+        str | None, typer.Option(help="seed file, seeds/ name or HF dataset id")
+    ] = None,
+    out_dir: Annotated[str, typer.Option("--out", help=OUT_HELP)] = "out",
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL")] = None,
+    model: Annotated[str | None, typer.Option(help="teacher model name")] = None,
+    limit: Annotated[int | None, typer.Option(help="only the first N seeds")] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray generation actors")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="requests in flight per actor")] = None,
+    method: Annotated[str | None, typer.Option(help="TinyGSM method: one-step|two-step")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="env var holding the API key")] = None,
+    teacher: Annotated[
+        str | None,
+        typer.Option(help="teacher kind: openai | vllm (start vLLM replicas) | openai-batch"),
+    ] = None,
+    gpus: Annotated[
+        int | None,
+        typer.Option(help="--teacher vllm: GPUs to use (gpus // tensor_parallel_size replicas)"),
+    ] = None,
+    allow_config_change: Annotated[
+        bool, typer.Option(help="resume into a dir written by another config")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="live progress display")] = True,
+    json_events: Annotated[
+        bool, typer.Option("--json", help="print one JSON progress event per line to stdout")
+    ] = False,
+    decontaminate: Annotated[
+        bool | None, typer.Option(help="override decontamination.enabled of the pipeline")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="render prompts, estimate requests/tokens/cost; send nothing")
+    ] = False,
+    dry_run_seeds: Annotated[int, typer.Option(help="seeds rendered for --dry-run")] = 5,
+) -> None:
+    """Run a pipeline: seeds in, a verified dataset out (resumes if --out has data)."""
+    overrides = {
+        "teacher": {
+            "base_url": base_url,
+            "model": model,
+            "api_key_env": api_key_env,
+            "kind": teacher,
+            "gpus": gpus,
+        },
+        "run": {"limit": limit, "workers": workers, "concurrency": concurrency},
+        "tinygsm": {"method": method},
+        "decontamination": {"enabled": decontaminate},
+    }
+    _execute(
+        pipeline, overrides, seeds, out_dir, allow_config_change, progress,
+        dry_run_seeds if dry_run else None, json_events=json_events,
+    )  # fmt: skip
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[str, typer.Option("--out", help=OUT_HELP)] = "demo-out",
+    limit: Annotated[int, typer.Option(help="seed problems to use")] = 8,
+) -> None:
+    """Offline demo: bundled seeds through TinyGSM with the built-in CPU teacher."""
+    # Two-step suits a 135M model best: short replies (question variants, then one program
+    # per question) that it follows more often than the long one-step format.
+    overrides = {
+        "run": {"limit": limit, "workers": 1, "concurrency": 1, "commit_every_seeds": 1},
+        # Offline: the benchmark test sets come from the hub, so no decontamination here.
+        "decontamination": {"enabled": False},
+        "tinygsm": {
+            "method": "two-step",
+            "problems_per_seed": 2,
+            "two_step_families": ["variants"],
+            "sampling": {"max_tokens": 300, "temperature": 0.3},
+            "program_sampling": {"max_tokens": 300, "temperature": 0.0},
+        },
+    }
+    _execute("tinygsm", overrides, DEMO_SEEDS, out_dir, False, True)
+    show(out_dir, rows=3)
+
+
+# The other commands are plain functions in their own modules, registered here in the order
+# ``mathsynth --help`` lists them.
+app.command(name="show")(show)
+app.command(name="stats")(stats)
+app.command(name="mix")(mix)
+app.command(name="submit")(submit)
+app.command(name="watch")(watch)
+app.command(name="pipelines")(pipelines)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

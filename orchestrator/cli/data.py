@@ -1,0 +1,105 @@
+"""The ``mathsynth`` dataset commands: ``show``, ``stats``, ``mix`` and ``pipelines``.
+
+Plain functions with typer annotations: they read an output dataset (its rows, its funnel),
+blend two datasets, or list the built-in pipeline files. ``orchestrator.cli.app`` registers them on
+its typer app; this module does not create or touch the app (importing it registers nothing),
+and it runs no pipeline and talks to no cluster.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from orchestrator.cli.output import fail, out, print_summary
+from orchestrator.core.config import read_yaml
+from orchestrator.core.resources import builtin_pipelines
+
+__all__ = ["mix", "pipelines", "show", "stats"]
+
+
+def show(
+    out_dir: Annotated[str, typer.Argument(help="a mathsynth output directory or URL")],
+    rows: Annotated[int, typer.Option(help="rows to print")] = 5,
+) -> None:
+    """Load a dataset with ``datasets`` and print its size and a few rows."""
+    import datasets
+
+    from orchestrator.output.store import OutputStore
+
+    store = OutputStore(out_dir)
+    files = [store.uri(f) for f in store.committed_files()]
+    if not files:
+        out.print(f"{out_dir}: no rows were accepted (see summary.json and rejected/)")
+        return
+    ds = datasets.load_dataset("parquet", data_files=files, split="train")
+    out.print(f"[bold]{out_dir}[/]: {ds.num_rows} rows, columns {ds.column_names}")
+    for row in ds.select(range(min(rows, ds.num_rows))):
+        out.print(f"\n[bold]Q:[/] {row['question']}\n[bold]answer:[/] {row['answer']}")
+        body = row["code"] or row.get("solution") or ""
+        out.print(body, markup=False, highlight=False, soft_wrap=True)
+
+
+def stats(
+    out_dir: Annotated[str, typer.Argument(help="a mathsynth output directory or URL")],
+    reason: Annotated[str | None, typer.Option(help="show dropped rows with this reason")] = None,
+    rows: Annotated[int, typer.Option(help="rows to show with --reason")] = 5,
+) -> None:
+    """The funnel of DIR over all its runs: seeds by outcome, rows kept, drops by reason."""
+    from orchestrator.output.stats import funnel, rejected_rows
+    from orchestrator.output.store import OutputStore
+
+    if not OutputStore(out_dir).is_output():
+        raise fail(f"{out_dir}: not a mathsynth output directory (no data/)")
+    info = funnel(out_dir)
+    table = Table("stage", "reason", "dropped", title=f"{out_dir}: funnel")
+    for stage, reasons in info["dropped_by_stage"].items():
+        for why, n in reasons.items():
+            table.add_row(stage, why, str(n))
+    out.print(f"seeds: {info['seeds']}  rows kept: {info['rows']}  dropped: {info['dropped']}")
+    out.print(table)
+    if reason:
+        for row in rejected_rows(out_dir, reason, rows):
+            detail = f" [{row['reject_detail']}]" if row["reject_detail"] else ""
+            out.print(f"- {row['reject_reason']}{detail}: {row['question'][:200]}", markup=False)
+
+
+def mix(
+    arith_dir: Annotated[
+        str,
+        typer.Argument(
+            metavar="ARITH_DIR",
+            help="set to blend in: a mathsynth output dir (e.g. arithmetic), "
+            "a parquet/jsonl file or an HF id",
+        ),
+    ],
+    base: Annotated[
+        str,
+        typer.Argument(metavar="BASE", help="instruction-tuning data: a dir, a file or an HF id"),
+    ],
+    ratio: Annotated[float, typer.Option(help="share of the output taken by ARITH_DIR, in [0, 1)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="output dataset directory")],
+    seed: Annotated[int, typer.Option(help="sampling and shuffling seed")] = 0,
+    split: Annotated[str, typer.Option(help="split of HF dataset inputs")] = "train",
+) -> None:
+    """Blend ARITH_DIR into BASE at --ratio; rows keep a `source` column (parquet, `datasets`)."""
+    from orchestrator.output.mix import MixError
+    from orchestrator.output.mix import mix as run_mix
+
+    try:
+        summary = run_mix(arith_dir, base, ratio, out_dir, seed=seed, split=split)
+    except MixError as err:
+        raise fail(str(err)) from None
+    print_summary(summary, title="mix")
+
+
+def pipelines() -> None:
+    """List the built-in pipelines."""
+    table = Table("name", "file", "description")
+    for name, path in builtin_pipelines().items():
+        data, _ = read_yaml(path)
+        table.add_row(name, str(path), str(data.get("description", "")).strip())
+    out.print(table)

@@ -1,0 +1,164 @@
+"""Load seed problems and normalise them to seed ``Record``s.
+
+Sources: a local JSONL / JSON / parquet file, a seed descriptor (``seeds/*.yaml``, naming a
+file or a Hugging Face dataset id), or a Hugging Face dataset id directly (``openai/gsm8k`` with
+config ``main``; needs internet). Field names are detected (question/problem/prompt/instruction;
+answer/solution) and gold answers are extracted from GSM8K's ``#### N`` and MATH's ``\\boxed{}``.
+Bad input raises ``SeedError`` naming the file and line. This module does not shard or dedup.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.core.records import Record
+from orchestrator.core.resources import resolve_seed_file
+from orchestrator.core.strict import StrictModel
+
+QUESTION_FIELDS = ("question", "problem", "prompt", "instruction", "query")
+ANSWER_FIELDS = ("answer", "solution", "gt", "gold", "final_answer")
+
+
+class SeedConfig(StrictModel):
+    path: str | None = None  # local file or HF dataset id
+    hf_config: str | None = None
+    split: str = "train"
+    question_field: str | None = None  # auto: question/problem/prompt/instruction
+    answer_field: str | None = None  # auto: answer/solution/gt
+
+
+class SeedError(ValueError):
+    """A seed source that cannot be read; the message names the file (and line)."""
+
+
+def extract_gold_answer(text: str | None) -> str | None:
+    """The final answer inside a GSM8K (``#### 42``) or MATH (``\\boxed{...}``) solution."""
+    if text is None:
+        return None
+    text = str(text).strip()
+    if "####" in text:
+        return text.rsplit("####", 1)[1].strip().replace(",", "") or None
+    boxed = _last_boxed(text)
+    if boxed is not None:
+        return boxed
+    return text if len(text) <= 64 and "\n" not in text else None
+
+
+def _last_boxed(text: str) -> str | None:
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth, i = 0, start + len("\\boxed")
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1 : j].strip()
+    return None
+
+
+def _pick(row: dict[str, Any], wanted: str | None, options: Iterable[str]) -> str | None:
+    if wanted:
+        return wanted if wanted in row else None
+    return next((f for f in options if f in row), None)
+
+
+def normalise_rows(
+    rows: Iterable[tuple[int, dict[str, Any]]], source: str, cfg: SeedConfig
+) -> list[Record]:
+    """Rows ``(line_number, mapping)`` to seed records; duplicates (same id) are kept once."""
+    seeds: dict[str, Record] = {}
+    for line, row in rows:
+        if not isinstance(row, dict):
+            raise SeedError(f"{source}:{line}: expected an object, got {type(row).__name__}")
+        qf = _pick(row, cfg.question_field, QUESTION_FIELDS)
+        if qf is None or not str(row[qf] or "").strip():
+            want = cfg.question_field or "/".join(QUESTION_FIELDS)
+            raise SeedError(f"{source}:{line}: no question field ({want}) in {sorted(row)}")
+        af = _pick(row, cfg.answer_field, ANSWER_FIELDS)
+        gold = extract_gold_answer(row.get(af)) if af else None
+        record = Record.seed(str(row[qf]), gold, source)
+        seeds.setdefault(record.id, record)
+    return list(seeds.values())
+
+
+def _read_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as err:
+                raise SeedError(f"{path}:{number}: invalid JSON: {err.msg}") from None
+
+
+def _read_json(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise SeedError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from None
+    if isinstance(data, dict):
+        data = next((v for v in data.values() if isinstance(v, list)), None)
+    if not isinstance(data, list):
+        raise SeedError(f"{path}:1: expected a list of objects (or an object holding one)")
+    return ((i + 1, row) for i, row in enumerate(data))
+
+
+def _read_parquet(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # pyarrow raises several types for corrupt files
+        raise SeedError(f"{path}: not a readable parquet file: {err}") from None
+    return ((i + 1, row) for i, row in enumerate(table.to_pylist()))
+
+
+def _read_hf(dataset_id: str, cfg: SeedConfig) -> Iterable[tuple[int, dict[str, Any]]]:
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(dataset_id, cfg.hf_config, split=cfg.split)
+    except Exception as err:  # network, missing dataset, bad config: all reported the same way
+        raise SeedError(f"{dataset_id}: could not load Hugging Face dataset: {err}") from err
+    return ((i + 1, row) for i, row in enumerate(ds))
+
+
+READERS = {".jsonl": _read_jsonl, ".json": _read_json, ".parquet": _read_parquet}
+
+
+def load_seeds(spec: str | None, cfg: SeedConfig, limit: int | None = None) -> list[Record]:
+    """Seeds from ``spec`` (CLI) or ``cfg.path`` (pipeline file), first ``limit`` only."""
+    spec = spec or cfg.path
+    if not spec:
+        raise SeedError("no seeds given: pass --seeds FILE|HF_ID or set seeds.path in the pipeline")
+    path = resolve_seed_file(spec)
+    if path is not None and path.suffix in (".yaml", ".yml"):
+        descriptor = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        try:
+            inner = SeedConfig.model_validate(descriptor)
+        except Exception as err:
+            raise SeedError(f"{path}: invalid seed descriptor: {err}") from None
+        return load_seeds(None, inner, limit)
+    if path is not None:
+        reader = READERS.get(path.suffix)
+        if reader is None:
+            raise SeedError(
+                f"{path}: unsupported seed file type {path.suffix!r} (jsonl/json/parquet)"
+            )
+        seeds = normalise_rows(reader(path), str(path), cfg)
+    elif "/" in spec and not Path(spec).suffix:
+        seeds = normalise_rows(_read_hf(spec, cfg), spec, cfg)
+    else:
+        raise SeedError(f"{spec}: no such seed file (and not a Hugging Face id like org/name)")
+    if not seeds:
+        raise SeedError(f"{spec}: contains no seed problems")
+    return seeds[:limit] if limit else seeds

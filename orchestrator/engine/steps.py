@@ -1,0 +1,326 @@
+"""Asynchronous pipeline steps: how a seed becomes generated records inside one worker.
+
+A pipeline is a list of steps; each takes the records of the previous one and returns the
+survivors. Three kinds:
+
+- ``TeacherStep``: one or more ``TeacherStage``s (hooks ``prompt`` and ``parse``), each applied
+  to every input record, requests bounded by the worker's in-flight slots;
+- ``ExecuteStep``: runs each record's program in the sandbox (hook ``execute`` result handling
+  lives in the stage given to it);
+- ``FilterStep``: synchronous ``Stage``s (filters/maps) run as a chain.
+
+Dropped records go to ``ctx.rejected`` with their reason; counters go to ``ctx.counters``.
+A teacher request that fails for good raises ``TeacherError`` so the worker marks the whole seed
+failed (it is retried on the next run). A reply cut by ``max_tokens`` that the teacher's
+``on_length`` policy does not keep raises ``LengthRejected`` (``TeacherStep`` drops the input
+record with reason ``length``). This module does not dedup, write or talk to Ray.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from orchestrator.core.prompts import PromptTemplate
+from orchestrator.core.records import Record, content_hash
+from orchestrator.core.sampling import SamplingParams
+from orchestrator.core.stage import Stage, run_chain
+from orchestrator.sandbox import ExecResult
+from orchestrator.sandbox.batch import BatchingExecutor
+from orchestrator.teacher.client import TeacherClient
+from orchestrator.teacher.replies import Completion
+from orchestrator.telemetry.counters import Counters
+
+if TYPE_CHECKING:
+    from orchestrator.teacher.limiter_client import LimiterClient
+
+
+@dataclass
+class Gauge:
+    value: int = 0
+
+
+@dataclass
+class StepContext:
+    teacher: TeacherClient | None
+    request_slots: asyncio.Semaphore
+    executor: BatchingExecutor
+    counters: Counters = field(default_factory=Counters)
+    rejected: list[Record] = field(default_factory=list)
+    side: dict[str, list[Record]] = field(default_factory=dict)  # side split -> records
+    in_flight: Gauge = field(default_factory=Gauge)
+    limiter: LimiterClient | None = None  # the job's hosted-API rate limits (None: none)
+
+    def for_seed(self) -> StepContext:
+        """A context sharing everything but the per-seed outputs (rejected, side splits)."""
+        return dataclasses.replace(self, rejected=[], side={})
+
+
+class Step(Protocol):
+    async def arun(self, records: list[Record], ctx: StepContext) -> list[Record]: ...
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class TeacherStage:
+    """One prompt family: render ``template`` for a record, send it, parse the reply.
+
+    Leaf classes override ``parse`` (and ``variables`` if the template needs more than the
+    record). ``derive`` builds a child record carrying provenance (template, hash, sampling).
+    """
+
+    name = "teacher"
+
+    def __init__(self, template: PromptTemplate, sampling: SamplingParams, method: str) -> None:
+        self.template = template
+        self.sampling = sampling
+        self.method = method
+
+    def variables(self, record: Record) -> dict[str, Any]:
+        return {"seed": record}
+
+    def prompt(self, record: Record) -> str:
+        return self.template.render(**self.variables(record))
+
+    def parse(self, record: Record, completion: Completion, rejects: Rejects) -> list[Record]:
+        raise NotImplementedError
+
+    def derive(self, parent: Record, question: str, teacher: str, **fields: Any) -> Record:
+        seed_id = parent.seed_id or parent.id
+        code = fields.get("code")
+        return Record(
+            id=content_hash(seed_id, self.method, question, code),
+            question=question,
+            seed_id=seed_id,
+            method=self.method,
+            source=parent.source,
+            gold_answer=None,
+            teacher=teacher,
+            template=self.template.name,
+            template_hash=self.template.hash,
+            sampling=self.sampling.model_dump(exclude_none=True),
+            created_at=now_iso(),
+            parent_id=parent.id if parent.method != "seed" else None,
+            **fields,
+        )
+
+
+class Rejects:
+    """Where a stage reports what it dropped: whole records, or reply-level problems."""
+
+    def __init__(self, stage_name: str, ctx: StepContext) -> None:
+        self.stage_name = stage_name
+        self.ctx = ctx
+
+    def drop(self, record: Record, reason: str, detail: str | None = None) -> None:
+        self.ctx.counters.add(self.stage_name, f"dropped:{reason}")
+        self.ctx.rejected.append(record.reject(f"{self.stage_name}:{reason}", detail))
+
+    def count(self, reason: str) -> None:
+        """A problem with no record to keep (e.g. an unparseable part of a reply)."""
+        self.ctx.counters.add(self.stage_name, f"dropped:{reason}")
+
+
+class LengthRejected(Exception):
+    """A reply cut by ``max_tokens`` that the teacher's ``on_length`` policy does not keep:
+    ``reject``, or ``retry`` once the budget reached ``length_max_tokens``. Callers drop what
+    the request was for with reason ``length``."""
+
+    def __init__(self, completion: Completion, max_tokens: int) -> None:
+        super().__init__(f"reply cut at max_tokens={max_tokens}")
+        self.completion = completion
+        self.max_tokens = max_tokens
+
+    @property
+    def detail(self) -> str:
+        return f"cut at max_tokens={self.max_tokens}: ...{self.completion.text[-200:]}"
+
+
+def next_budget(max_tokens: int, factor: float, cap: int) -> int | None:
+    """The re-ask budget after a reply cut at ``max_tokens``: ``max_tokens * factor`` (at least
+    one more token) capped at ``cap``; None when the cap is already reached."""
+    bigger = min(cap, max(max_tokens + 1, math.ceil(max_tokens * factor)))
+    return bigger if bigger > max_tokens else None
+
+
+async def ask_teacher(
+    ctx: StepContext,
+    messages: list[dict[str, str]],
+    sampling: SamplingParams,
+    *,
+    stop: list[str] | None = None,
+    seed: int | None = None,
+) -> Completion:
+    """One teacher request under the worker's in-flight slots, counted in ``teacher``. Every
+    step that talks to the teacher goes through here. With a job limiter, each send waits for
+    its grant (1 request + estimated tokens, reserving that send's ``max_tokens``) and the
+    reservation is corrected with ``usage``.
+
+    A reply cut by ``max_tokens`` (``finish_reason == "length"``; one cut at a stop sequence
+    is ``"stop"`` and is not affected) follows the teacher's ``on_length``: ``keep`` returns it;
+    ``retry`` asks again with ``length_retry_factor`` times the budget (counted in
+    ``teacher/length_retries``) up to ``length_max_tokens``, and raises ``LengthRejected`` when a
+    reply at that budget is still cut; ``reject`` raises ``LengthRejected`` at once."""
+    if ctx.teacher is None:
+        raise RuntimeError("this pipeline needs a teacher but none is configured")
+    settings = ctx.teacher.settings
+    max_tokens = sampling.max_tokens
+    while True:
+        completion = await _send(ctx, messages, sampling, max_tokens, stop, seed)
+        if completion.finish_reason != "length" or settings.on_length == "keep":
+            return completion
+        if settings.on_length == "retry":
+            bigger = next_budget(
+                max_tokens, settings.length_retry_factor, settings.length_max_tokens
+            )
+            if bigger is not None:
+                ctx.counters.add("teacher", "length_retries")
+                max_tokens = bigger
+                continue
+        ctx.counters.add("teacher", "length_rejected")
+        raise LengthRejected(completion, max_tokens)
+
+
+async def _send(
+    ctx: StepContext,
+    messages: list[dict[str, str]],
+    sampling: SamplingParams,
+    max_tokens: int,
+    stop: list[str] | None,
+    seed: int | None,
+) -> Completion:
+    """One request (tenacity retries inside) under the slots and the limiter, counted."""
+    assert ctx.teacher is not None
+    async with ctx.request_slots:
+        if ctx.limiter is None:
+            completion = await _chat(ctx, messages, sampling, max_tokens, stop, seed)
+        else:
+            async with ctx.limiter.reserve(messages, max_tokens) as grant:
+                completion = await _chat(ctx, messages, sampling, max_tokens, stop, seed)
+                grant.usage(completion.prompt_tokens, completion.completion_tokens)
+    ctx.counters.add("teacher", "requests")
+    ctx.counters.add("teacher", "prompt_tokens", completion.prompt_tokens)
+    ctx.counters.add("teacher", "completion_tokens", completion.completion_tokens)
+    if completion.finish_reason == "length":
+        ctx.counters.add("teacher", "finish:length")
+    return completion
+
+
+async def _chat(
+    ctx: StepContext,
+    messages: list[dict[str, str]],
+    sampling: SamplingParams,
+    max_tokens: int,
+    stop: list[str] | None,
+    seed: int | None,
+) -> Completion:
+    assert ctx.teacher is not None
+    ctx.in_flight.value += 1
+    try:
+        return await ctx.teacher.chat(
+            messages, max_tokens=max_tokens, temperature=sampling.temperature,
+            top_p=sampling.top_p, stop=stop, seed=seed,
+        )  # fmt: skip
+    finally:
+        ctx.in_flight.value -= 1
+
+
+class TeacherStep:
+    """Apply every stage to every record; results are concatenated in input order."""
+
+    def __init__(self, stages: Sequence[TeacherStage]) -> None:
+        self.stages = list(stages)
+
+    async def _call(self, stage: TeacherStage, record: Record, ctx: StepContext) -> list[Record]:
+        messages = [{"role": "user", "content": stage.prompt(record)}]
+        rejects = Rejects(stage.name, ctx)
+        try:
+            completion = await ask_teacher(ctx, messages, stage.sampling, seed=stage.sampling.seed)
+        except LengthRejected as cut:  # cut by max_tokens and not kept (teacher.on_length)
+            # a copy: the same input record may go to other stages of this step
+            rejects.drop(dataclasses.replace(record), "length", cut.detail)
+            children = []
+        else:
+            children = stage.parse(record, completion, rejects)
+        ctx.counters.add(stage.name, "seen")
+        ctx.counters.add(stage.name, "produced", len(children))
+        return children
+
+    async def arun(self, records: list[Record], ctx: StepContext) -> list[Record]:
+        calls = [self._call(s, r, ctx) for r in records for s in self.stages]
+        results = await asyncio.gather(*calls)
+        return [child for children in results for child in children]
+
+
+class ExecuteStage:
+    """Hook holder for ``ExecuteStep``: build the program to run, judge the result."""
+
+    name = "execute"
+
+    def program(self, record: Record) -> str:
+        raise NotImplementedError
+
+    def judge(self, record: Record, result: ExecResult) -> str | None:
+        """Set ``record.answer`` and return None, or return a drop reason."""
+        raise NotImplementedError
+
+
+class ExecuteStep:
+    def __init__(self, stage: ExecuteStage) -> None:
+        self.stage = stage
+
+    async def arun(self, records: list[Record], ctx: StepContext) -> list[Record]:
+        """Programs go to the worker's batching executor: one sandbox process serves many
+        seeds' programs."""
+        if not records:
+            return []
+        results = await ctx.executor.run([self.stage.program(r) for r in records])
+        kept = []
+        for record, result in zip(records, results, strict=True):
+            ctx.counters.add(self.stage.name, "seen")
+            ctx.counters.add(self.stage.name, "cpu_seconds", result.duration_s)
+            reason = self.stage.judge(record, result)
+            if reason is None:
+                ctx.counters.add(self.stage.name, "kept")
+                kept.append(record)
+            else:
+                Rejects(self.stage.name, ctx).drop(record, reason, result.stderr[-500:] or None)
+        return kept
+
+
+class FilterStep:
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self.stages = list(stages)
+
+    async def arun(self, records: list[Record], ctx: StepContext) -> list[Record]:
+        kept = run_chain(self.stages, records)
+        for stage in self.stages:
+            ctx.counters.merge(stage.counters.take())
+            ctx.rejected.extend(stage.rejected)
+            stage.rejected.clear()
+        return kept
+
+
+class Branch:
+    """Run ``steps`` on the input records and send their output to side split ``split``
+    (e.g. verifier data); the input passes on unchanged to the main line."""
+
+    def __init__(self, steps: Sequence[Step], split: str) -> None:
+        self.steps = list(steps)
+        self.split = split
+
+    async def arun(self, records: list[Record], ctx: StepContext) -> list[Record]:
+        out = list(records)
+        for step in self.steps:
+            out = await step.arun(out, ctx)
+            if not out:
+                break
+        ctx.side.setdefault(self.split, []).extend(out)
+        return records

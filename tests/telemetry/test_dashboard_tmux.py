@@ -1,0 +1,87 @@
+"""The live panel in a real terminal: ``mathsynth run`` inside a tmux pane against the scripted
+teacher (a subprocess with latency), the pane captured twice while it runs.
+
+tmux runs on its own socket (``-L``), so only the tmux server this test started is touched,
+and it is ended with ``kill-server`` on that socket. Skipped when tmux is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY_FIELDS = ("seeds ", "requests ", "in flight ", "waiting for a slot", "tokens/s", "ETA",
+              "filter funnel", "rejected by reason", "nodes and actors", "worker-0")  # fmt: skip
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+@pytest.fixture
+def teacher() -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.scripted_server", "--port", "0", "--latency",
+         "0.4", "--reply", "tests.support.tinygsm_teacher:tinygsm_reply"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    try:
+        assert line.startswith("READY "), line
+        yield line.split()[1]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def tmux(socket: str, *args: str) -> str:
+    return subprocess.run(
+        ["tmux", "-L", socket, *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def number(pattern: str, text: str) -> int:
+    found = re.search(pattern, text)
+    assert found, (pattern, text)
+    return int(found.group(1))
+
+
+@pytest.mark.timeout(240)
+def test_live_panel_in_a_real_terminal(tmp_path: Path, teacher: str, gsm8k_train: Path) -> None:
+    socket = f"mathsynth-test-{os.getpid()}"
+    command = shlex.join([
+        sys.executable, "-m", "orchestrator", "run", "tinygsm", "--seeds", str(gsm8k_train),
+        "--limit", "40", "--out", str(tmp_path / "out"), "--base-url", teacher, "--model", "m",
+        "--workers", "1", "--concurrency", "2", "--no-decontaminate",
+    ])  # fmt: skip
+    env = (
+        "-u RAY_ADDRESS RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 PYTHONUNBUFFERED=1 COLUMNS=160 LINES=70"
+    )
+    tmux(socket, "new-session", "-d", "-s", "run", "-x", "160", "-y", "70", "-c", str(ROOT),
+         f"env {env} {command}; sleep 600")  # fmt: skip
+    try:
+        deadline, first = time.monotonic() + 150, ""
+        while time.monotonic() < deadline:
+            first = tmux(socket, "capture-pane", "-p", "-t", "run")
+            if "filter funnel" in first and number(r"requests (\d+)", first) > 0:
+                break
+            time.sleep(1)
+        else:
+            pytest.fail(f"no live panel with requests in the pane:\n{first}")
+        time.sleep(4)
+        second = tmux(socket, "capture-pane", "-p", "-t", "run")
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+    for field in KEY_FIELDS:
+        assert field in first and field in second, field
+    assert number(r"requests (\d+)", second) > number(r"requests (\d+)", first), second
+    assert number(r"seeds (\d+)/40", second) >= number(r"seeds (\d+)/40", first)
