@@ -28,7 +28,8 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 import ray  # noqa: E402
 
 from orchestrator.core.sampling import SamplingParams  # noqa: E402
-from orchestrator.engine.steps import StepContext, ask_teacher  # noqa: E402
+from orchestrator.engine.context import StepContext  # noqa: E402
+from orchestrator.engine.teacher_calls import ask_teacher  # noqa: E402
 from orchestrator.teacher.client import TeacherClient  # noqa: E402
 from orchestrator.teacher.limiter_client import LimiterClient  # noqa: E402
 from orchestrator.teacher.ratelimit import RateLimiter  # noqa: E402

@@ -49,7 +49,8 @@ class Sender:
         start_at: float, warm: float, seconds: float,
     ) -> dict[str, float]:  # fmt: skip
         from orchestrator.core.sampling import SamplingParams
-        from orchestrator.engine.steps import StepContext, ask_teacher
+        from orchestrator.engine.context import StepContext
+        from orchestrator.engine.teacher_calls import ask_teacher
         from orchestrator.teacher.client import TeacherClient, TeacherError
         from orchestrator.teacher.limiter_client import LimiterClient
         from orchestrator.teacher.settings import TeacherSettings

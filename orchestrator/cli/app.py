@@ -144,6 +144,7 @@ def _execute(pipeline: str, overrides: dict[str, Any], seeds: str | None, out_di
              dry_run: int | None = None, json_events: bool = False) -> dict[str, Any]:  # fmt: skip
     from orchestrator.cluster.sealed_env import SealError, unseal_environ
     from orchestrator.engine.driver import FatalRunError
+    from orchestrator.output.lock import OutputLocked
     from orchestrator.output.storage import StorageError
     from orchestrator.output.store import OutputStore
     from orchestrator.teacher.local_cpu import LocalTeacherError
@@ -158,7 +159,7 @@ def _execute(pipeline: str, overrides: dict[str, Any], seeds: str | None, out_di
         OutputStore(out_dir)  # an unusable --out fails here, before a teacher is started
         summary = _run(cfg, builtin, seeds, out_dir, allow_config_change, progress, json_events)
     except (ConfigError, SeedError, FileNotFoundError, LocalTeacherError, StorageError,
-            SealError) as err:  # fmt: skip
+            SealError, OutputLocked) as err:  # fmt: skip
         raise fail(str(err)) from None
     except FatalRunError as err:
         raise fail(f"run stopped: {err}", code=1) from None
@@ -167,6 +168,9 @@ def _execute(pipeline: str, overrides: dict[str, Any], seeds: str | None, out_di
         raise typer.Exit(130) from None
     if not json_events:  # --json: the summary was the last event
         print_summary(summary)
+    if summary.get("stopped"):  # e.g. --max-cost: seeds are left for a later run
+        console.print(summary["stopped"], highlight=False)
+        raise typer.Exit(3)
     return summary
 
 
@@ -193,7 +197,7 @@ def run(
         typer.Option(help="--teacher vllm: GPUs to use (gpus // tensor_parallel_size replicas)"),
     ] = None,
     allow_config_change: Annotated[
-        bool, typer.Option(help="resume into a dir written by another config")
+        bool, typer.Option(help="keep rows written under another config instead of rebuilding")
     ] = False,
     progress: Annotated[bool, typer.Option(help="live progress display")] = True,
     json_events: Annotated[
@@ -206,6 +210,14 @@ def run(
         bool, typer.Option(help="render prompts, estimate requests/tokens/cost; send nothing")
     ] = False,
     dry_run_seeds: Annotated[int, typer.Option(help="seeds rendered for --dry-run")] = 5,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(help="USD: stop sending new work before the teacher's spend passes this"),
+    ] = None,
+    reuse_replies: Annotated[
+        list[str] | None,
+        typer.Option(help="another output whose logged teacher replies are reused (repeatable)"),
+    ] = None,
 ) -> None:
     """Run a pipeline: seeds in, a verified dataset out (resumes if --out has data)."""
     overrides = {
@@ -216,7 +228,13 @@ def run(
             "kind": teacher,
             "gpus": gpus,
         },
-        "run": {"limit": limit, "workers": workers, "concurrency": concurrency},
+        "run": {
+            "limit": limit,
+            "workers": workers,
+            "concurrency": concurrency,
+            "max_cost_usd": max_cost,
+            "reuse_replies": reuse_replies or None,
+        },  # fmt: skip
         "tinygsm": {"method": method},
         "decontamination": {"enabled": decontaminate},
     }

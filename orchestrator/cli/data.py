@@ -9,7 +9,7 @@ and it runs no pipeline and talks to no cluster.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -24,6 +24,12 @@ __all__ = ["mix", "pipelines", "show", "stats"]
 def show(
     out_dir: Annotated[str, typer.Argument(help="a mathsynth output directory or URL")],
     rows: Annotated[int, typer.Option(help="rows to print")] = 5,
+    row_id: Annotated[
+        str | None, typer.Option("--id", help="print this one row (any split) in full")
+    ] = None,
+    raw: Annotated[
+        bool, typer.Option(help="with --id: also the exact teacher replies behind the row")
+    ] = False,
 ) -> None:
     """Load a dataset with ``datasets`` and print its size and a few rows."""
     import datasets
@@ -31,6 +37,9 @@ def show(
     from orchestrator.output.store import OutputStore
 
     store = OutputStore(out_dir)
+    if row_id is not None:
+        show_row(store, row_id, raw)
+        return
     files = [store.uri(f) for f in store.committed_files()]
     if not files:
         out.print(f"{out_dir}: no rows were accepted (see summary.json and rejected/)")
@@ -41,6 +50,34 @@ def show(
         out.print(f"\n[bold]Q:[/] {row['question']}\n[bold]answer:[/] {row['answer']}")
         body = row["code"] or row.get("solution") or ""
         out.print(body, markup=False, highlight=False, soft_wrap=True)
+
+
+def show_row(store: Any, row_id: str, raw: bool) -> None:
+    """One row, every field, as data (no markup); with ``raw`` its logged teacher replies."""
+    import json
+
+    from orchestrator.output.provenance import find_row, replies_of
+
+    found = find_row(store, row_id)
+    if found is None:
+        raise fail(f"{store.url}: no row with id {row_id!r} (data, rejected or side splits)")
+    split, row = found
+    out.print(f"{row_id} ({split})", markup=False, highlight=False)
+    out.print(json.dumps(row, indent=2, ensure_ascii=False, default=str), markup=False,
+              highlight=False, soft_wrap=True)  # fmt: skip
+    if not raw:
+        return
+    replies = replies_of(store, row)
+    if not replies:
+        out.print("no logged reply for this row (a run without the reply log?)", markup=False)
+    for n, reply in enumerate(replies, 1):
+        usage = f"{reply['prompt_tokens']} prompt + {reply['completion_tokens']} completion tokens"
+        out.print(
+            f"\n--- reply {n}/{len(replies)} {reply['key']}: model {reply['model']}, "
+            f"finish_reason {reply['finish_reason']}, {usage}, attempts {reply['attempts']}",
+            markup=False, highlight=False,
+        )  # fmt: skip
+        out.print(reply["text"], markup=False, highlight=False, soft_wrap=True)
 
 
 def stats(

@@ -48,8 +48,26 @@ class RunConfig(StrictModel):
     workers: int = Field(2, ge=1, description="Ray generation actors (seed shards)")
     concurrency: int = Field(16, ge=1, description="teacher requests in flight per actor")
     sandbox_concurrency: int = Field(2, ge=1, description="programs executing at once per actor")
-    commit_every_seeds: int = Field(8, ge=1, description="seeds per committed parquet shard")
-    dedup_actors: int = Field(1, ge=1, description="exact-dedup shards (by hash)")
+    # Chunks (orchestrator.engine.chunks): a worker commits each chunk it is handed at once.
+    commit_every_seeds: int = Field(
+        8, ge=1, description="seeds per chunk at first; chunks grow to chunk_target_s of work"
+    )
+    chunk_target_s: float = Field(5.0, gt=0, description="grow chunks while faster than this")
+    max_chunk_seeds: int = Field(4096, ge=1, description="largest chunk")
+    # The finalizer (orchestrator.engine.finalize) commits deduplicated rows by size or time.
+    final_commit_rows: int = Field(20000, ge=1, description="rows per data shard, at most")
+    final_commit_s: float = Field(10.0, gt=0, description="commit decided rows this often")
+    dedup_actors: int | None = Field(None, description="ignored (dedup runs in the finalizer)")
+    # The reply log (orchestrator.output.replies): every teacher reply kept under
+    # _mathsynth/replies/ and reused, so no request is paid for twice.
+    reply_log: bool = Field(True, description="log every teacher reply and reuse logged ones")
+    reply_flush_s: float = Field(5.0, gt=0, description="object stores: upload replies this often")
+    max_cost_usd: float | None = Field(
+        None, gt=0, description="stop sending new work before the teacher's spend passes this"
+    )
+    reuse_replies: list[str] = Field(
+        default_factory=list, description="other outputs whose logged replies are reused too"
+    )
     worker_cpus: float = Field(1.0, gt=0)
     # Placement (orchestrator.engine.placement): workers ask for CPUs (never GPUs) plus these custom
     # resources, so nodes that do not offer them (teacher nodes) never host a worker.

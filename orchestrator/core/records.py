@@ -52,6 +52,7 @@ class Record:
     reject_reason: str | None = None
     reject_detail: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    reply_ids: list[str] = field(default_factory=list)  # keys of its teacher replies in the log
 
     @classmethod
     def seed(cls, question: str, gold_answer: str | None, source: str) -> Record:

@@ -1,16 +1,17 @@
-"""The driver: shard seeds over Ray workers, watch them, and account for every seed.
+"""The driver: shard seeds over Ray workers, finalize their output, account for every seed.
 
 ``run_job`` prepares the output directory (cleans leftovers of an interrupted run, checks the
-pipeline fingerprint), reads the ledger so finished seeds cost no teacher request, preloads
-cluster-wide dedup with the questions already written, then hands chunks of seeds to
-``GenerationWorker`` actors (a few chunks outstanding per worker, so each stays saturated and
-work balances itself), sharing one ``RateLimiter`` actor for the teacher's hosted-API limits
-and, for ``teacher.kind: vllm``, one pool of teacher replica actors. A chunk whose actor dies is
-handed out again, minus the seeds it already committed (``orchestrator.engine.recovery``). Ctrl-C (or
-SIGTERM from ``ray job stop``) asks every worker to commit what it finished, then stops.
+pipeline fingerprint), reads the ledger so finished seeds cost no teacher request, and starts
+the run's actors: ``GenerationWorker``s, the metrics hub, a ``RateLimiter`` for hosted-API
+limits when limits apply and, for ``teacher.kind: vllm``, a pool of teacher replica actors.
+Workers turn chunks of seeds (``orchestrator.engine.chunks``) into candidate commits; the
+``Finalizer`` (``orchestrator.engine.finalize``), here in the driver, deduplicates their rows in
+seed order and commits the dataset, so the output does not depend on worker count or timing.
+The loop itself is ``orchestrator.engine.dispatch``. Ctrl-C (or SIGTERM from ``ray job stop``)
+asks every worker to commit what it finished, finalizes what can be, then stops.
 
-Ray does the distribution; this module only decides which chunk goes next. The progress view
-and the summary are built by ``orchestrator.telemetry.job_report``; rendering is the caller's
+Ray does the distribution; this module only wires the run together. The progress view and the
+summary are built by ``orchestrator.telemetry.job_report``; rendering is the caller's
 (``on_progress``).
 """
 
@@ -21,27 +22,32 @@ import os
 import signal
 import threading
 import time
-from collections import deque
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError
 
-from orchestrator.core.config import PipelineConfig
+from orchestrator import __version__
+from orchestrator.core.config import ConfigError, PipelineConfig
 from orchestrator.core.records import Record
+from orchestrator.engine.budget import CostBudget
+from orchestrator.engine.chunks import ChunkFeed
+from orchestrator.engine.dispatch import Dispatch, FatalRunError
+from orchestrator.engine.finalize import Finalizer
 from orchestrator.engine.job_directory import JobActors, start_directory
 from orchestrator.engine.placement import on_driver_node, worker_options
-from orchestrator.engine.recovery import WorkerHealth, uncommitted, worker_died
+from orchestrator.engine.rebuild import check_configuration
 from orchestrator.engine.worker import GenerationWorker
 from orchestrator.methods.catalog import fingerprint
+from orchestrator.output.accounting import SUMMED, RunLog, write_summary
+from orchestrator.output.lock import OutputLock
+from orchestrator.output.replies import ReplyIndex
 from orchestrator.output.store import OutputStore
 from orchestrator.quality.decontam import build_index
-from orchestrator.quality.dedup import DedupClient, ExactDedup
-from orchestrator.quality.near_dedup import NearDedupClient, start_near_dedup
 from orchestrator.teacher.launch import TeacherSetupError
 from orchestrator.teacher.pool import ReplicaPool
-from orchestrator.teacher.pricing import Price, price_for
+from orchestrator.teacher.pricing import price_for
 from orchestrator.teacher.ratelimit import RateLimiter
 from orchestrator.telemetry.actor_state import ClusterState
 from orchestrator.telemetry.job_report import (
@@ -51,25 +57,10 @@ from orchestrator.telemetry.job_report import (
     progress_sink,
     progress_view,
 )
+
+__all__ = ["FatalRunError", "ensure_ray", "run_job"]
 from orchestrator.telemetry.metrics import start_hub
 from orchestrator.telemetry.progress import ProgressFile
-
-
-class FatalRunError(RuntimeError):
-    """The run cannot go on (bad API key, changed configuration); nothing was half-written."""
-
-
-def _check_fingerprint(store: OutputStore, cfg: PipelineConfig, allow_change: bool) -> None:
-    current = {"pipeline": cfg.name, "fingerprint": fingerprint(cfg)}
-    previous = store.read_json("_mathsynth/run.json")
-    changed = previous is not None and previous.get("fingerprint") != current["fingerprint"]
-    if changed and not allow_change and store.committed_files():
-        raise FatalRunError(
-            f"{store.url} holds data from a different pipeline configuration "
-            f"({previous.get('pipeline')}, fingerprint {previous.get('fingerprint')} != "
-            f"{current['fingerprint']}); use another --out, or --allow-config-change to mix"
-        )
-    store.write_json("_mathsynth/run.json", current)
 
 
 def _earlier_rows(out_dir: str) -> list[tuple[str, str]]:
@@ -110,10 +101,6 @@ def ensure_ray(num_cpus: int | None = None) -> bool:
     return True
 
 
-def _chunks(seeds: list[Record], size: int) -> deque[list[dict[str, Any]]]:
-    return deque([s.to_dict() for s in seeds[i : i + size]] for i in range(0, len(seeds), size))
-
-
 def run_job(
     cfg: PipelineConfig,
     seeds: list[Record],
@@ -128,27 +115,56 @@ def run_job(
     """Run the pipeline over ``seeds`` into ``out_dir``; returns (and writes) the summary.
 
     ``telemetry``: export counters to ``ray.util.metrics``, keep ``_mathsynth/progress.json``
-    and per-actor state for ``mathsynth watch`` (off only to measure its overhead)."""
-    started = time.time()
+    and per-actor state for ``mathsynth watch`` (off only to measure its overhead). Raises
+    ``OutputLocked`` while another run writes into ``out_dir``."""
     store = OutputStore(out_dir)
+    with OutputLock(store.storage) as lock:  # before anything on storage changes
+        return _run_locked(
+            cfg, seeds, store, lock, api_key=api_key, on_progress=on_progress,
+            allow_config_change=allow_config_change, poll_s=poll_s, telemetry=telemetry,
+        )  # fmt: skip
+
+
+def _run_locked(
+    cfg: PipelineConfig,
+    seeds: list[Record],
+    store: OutputStore,
+    lock: OutputLock,
+    *,
+    api_key: str | None,
+    on_progress: ProgressFn | None,
+    allow_config_change: bool,
+    poll_s: float,
+    telemetry: bool,
+) -> dict[str, Any]:
+    started = time.time()
+    price = price_for(cfg.teacher.model, cfg.teacher.price) if cfg.teacher else None
+    if cfg.run.max_cost_usd and price is None:
+        raise ConfigError(
+            f"--max-cost needs the teacher's price: model {cfg.teacher.model if cfg.teacher else None!r}"
+            " is not in the price table; set teacher.price {input_per_m, output_per_m}"
+        )
     store.prepare()
     store.cleanup()
-    _check_fingerprint(store, cfg, allow_config_change)
+    rebuilt = check_configuration(store, cfg, allow_config_change)
     ledger = store.read_ledger()
     pending = [s for s in seeds if s.id not in ledger.finished]
+    order = [s.id for s in seeds if s.id not in ledger.finalized]
     run = cfg.run
-    chunks = _chunks(pending, run.commit_every_seeds)
-    state = JobState(len(seeds), len(seeds) - len(pending), len(chunks))
+    state = JobState(len(seeds), len(seeds) - len(pending), 0)
+    run_info = {"run_id": f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(started))}-{lock.owner[:8]}",
+                "started": started, "version": __version__, "fingerprint": fingerprint(cfg)}  # fmt: skip
+    run_log = RunLog(store, run_info["run_id"])
+    run_log.write({**run_info, "state": "running", "seeds_read": len(seeds)})
+    finalizer = Finalizer(store, cfg, order)
+    finalizer.preload(ledger.questions + [q for d in cfg.dedup.against for q in _earlier_rows(d)])
+    for cid, outcomes in ledger.candidates.items():  # finished by an earlier, stopped run
+        finalizer.add(cid, outcomes, store.candidate_rows(cid), ledger.failures)
+    finalizer.advance()
 
     started_ray = ensure_ray()
     teacher_pool = _start_teacher_pool(cfg, started_ray)  # kind vllm: replicas before workers
-    seen = ledger.questions + [q for d in cfg.dedup.against for q in _earlier_rows(d)]
     pinned = on_driver_node()  # job state lives with the driver (orchestrator.engine.placement)
-    dedup = [ExactDedup.options(**pinned).remote() for _ in range(run.dedup_actors)]
-    DedupClient(dedup).preload(seen)
-    near = start_near_dedup(cfg.dedup.near, pinned) if cfg.dedup.near.enabled else []
-    if near:
-        NearDedupClient(near, cfg.dedup.near).preload(seen)
     contamination = (
         ray.put(build_index(cfg.decontamination)) if cfg.decontamination.enabled else None
     )
@@ -163,11 +179,16 @@ def run_job(
         else None
     )
     directory, directory_name = start_directory(  # orchestrator.engine.job_directory: why by name
-        JobActors(dedup, metrics, near, [contamination] if contamination is not None else None,
-                  limiter, teacher_pool.supervisor if teacher_pool else None),
+        JobActors(metrics, [contamination] if contamination is not None else None, limiter,
+                  teacher_pool.supervisor if teacher_pool else None),
         pinned,
     )  # fmt: skip
-    n_workers = max(1, min(run.workers, len(chunks)))
+    replies = None
+    if run.reply_log and cfg.teacher is not None:  # answered requests are never sent again
+        replies = ReplyIndex([store, *(OutputStore(d) for d in run.reuse_replies)])
+        replies.scan()
+    feed = ChunkFeed(pending, run.commit_every_seeds, run.max_chunk_seeds, run.chunk_target_s)
+    n_workers = max(1, min(run.workers, math.ceil(len(pending) / run.commit_every_seeds)))
     workers = [
         GenerationWorker.options(**worker_options(run), **_storage_env(store)).remote(
             f"worker-{i}", cfg.model_dump_json(), store.url, directory_name, api_key
@@ -176,44 +197,67 @@ def run_job(
     ]
     batched = cfg.teacher is not None and cfg.teacher.kind == "openai-batch"
     target = cfg.teacher.batch.max_requests if batched and cfg.teacher else run.concurrency
-    per_worker = max(2, math.ceil(2 * target / run.commit_every_seeds))  # chunks in flight
-    price = price_for(cfg.teacher.model, cfg.teacher.price) if cfg.teacher else None
-    snapshot: dict[str, Any] = {}
+    budget = CostBudget(run.max_cost_usd, price) if run.max_cost_usd and price else None
     state.job = {"pipeline": cfg.name, "out": store.url}
-    sink = progress_sink(on_progress, ProgressFile(store).update if telemetry else None)
+
+    def record(view: dict[str, Any]) -> None:  # a killed run leaves its costs behind
+        teacher = view.get("counters", {}).get("teacher", {})
+        live: dict[str, Any] = {k: int(teacher.get(k, 0)) for k in SUMMED}
+        live.update(cost_usd=view.get("cost_usd"), elapsed_s=round(time.time() - started, 2))
+        run_log.write({**run_info, "state": "running", "seeds_read": len(seeds), **live}, False)
+
+    progress = ProgressFile(store).update if telemetry else None
+    sink = progress_sink(on_progress, progress, record)
     if telemetry:
         state.cluster = ClusterState(
             {f"worker-{i}": w for i, w in enumerate(workers)},
             supervisor=teacher_pool.supervisor if teacher_pool else None,
         )
+    dispatch = Dispatch(
+        workers, feed, finalizer, store, state, metrics, target_in_flight=target,
+        pending_total=len(pending), price=price, on_progress=sink, poll_s=poll_s, lock=lock,
+        replies=replies, budget=budget,
+    )  # fmt: skip
     try:
-        snapshot = _dispatch(
-            workers, chunks, per_worker, metrics, state, sink, poll_s, price, store
-        )
+        dispatch.run()
     except KeyboardInterrupt:
-        snapshot = ray.get(metrics.snapshot.remote(), timeout=10)
+        pass
     finally:
+        finalizer.advance()
+        finalizer.commit()  # what every earlier seed allows; the rest stays a candidate
+        snapshot = dispatch._push_finalizer()
         if not state.interrupted:  # (a worker that cannot come back does not answer)
             closing = [w.shutdown.remote() for w in workers]
             ray.wait(closing, num_returns=len(closing), timeout=10)
-        for actor in [*workers, directory, *dedup, *near, metrics, *([limiter] if limiter else [])]:
+        for actor in [*workers, directory, metrics, *([limiter] if limiter else [])]:
             ray.kill(actor)
         store.cleanup()  # rejected/side files of commits a dead worker never finished
         replicas = _stop_teacher_pool(teacher_pool, snapshot)
         if started_ray:
             ray.shutdown()
-    summary = build_summary(state, snapshot, store, time.time() - started, price)
+    state.chunks_total = feed.handed
+    committed = store.read_ledger(with_questions=False).outcomes  # what the disk says
+    state.outcomes = dict(Counter(committed[s.id] for s in pending if s.id in committed))
+    entry = build_summary(state, snapshot, store, time.time() - started, price)
     if replicas is not None:
-        summary["teacher_replicas"] = replicas
-    store.write_json("summary.json", summary)
+        entry["teacher_replicas"] = replicas
+    entry = {**run_info, **entry, "state": _final_state(state), "configuration_change": rebuilt}
+    run_log.write(entry)
+    summary = write_summary(store, entry)
     if sink is not None:
-        done = "interrupted" if state.interrupted else "failed" if state.fatal else "finished"
-        sink({**progress_view(snapshot, state, price), "state": done, "summary": summary})
+        sink({**progress_view(snapshot, state, price), "state": _final_state(state),
+              "summary": summary})  # fmt: skip
     if state.interrupted:
         raise KeyboardInterrupt
     if state.fatal:
         raise FatalRunError(state.fatal)
     return summary
+
+
+def _final_state(state: JobState) -> str:
+    if state.interrupted:
+        return "interrupted"
+    return "failed" if state.fatal else "stopped" if state.stopped else "finished"
 
 
 def _start_teacher_pool(cfg: PipelineConfig, started_ray: bool) -> ReplicaPool | None:
@@ -239,75 +283,3 @@ def _stop_teacher_pool(pool: ReplicaPool | None, snapshot: dict[str, Any]) -> An
     pool.shutdown()
     counts = snapshot.get("counters", {}).get("teacher_replicas", {})
     return {"replicas": status, **counts}
-
-
-def _dispatch(
-    workers: list[Any],
-    chunks: deque[list[dict[str, Any]]],
-    per_worker: int,
-    metrics: Any,
-    state: JobState,
-    on_progress: ProgressFn | None,
-    poll_s: float,
-    price: Price | None,
-    store: OutputStore,
-) -> dict[str, Any]:
-    outstanding: dict[Any, tuple[int, list[dict[str, Any]], int]] = {}  # worker, chunk, incarnation
-    load = [0] * len(workers)
-    health = WorkerHealth(workers)  # died workers get no chunk until restarted
-    last_poll = 0.0
-    snapshot: dict[str, Any] = {}
-    try:
-        while (chunks and state.fatal is None) or outstanding:
-            while chunks and state.fatal is None and (usable := health.usable()):
-                i = min(usable, key=load.__getitem__)
-                if load[i] >= per_worker:
-                    break
-                chunk = chunks.popleft()
-                outstanding[workers[i].run_chunk.remote(chunk)] = (i, chunk, health.incarnation(i))
-                load[i] += 1
-            if health.all_lost():
-                raise FatalRunError("every generation worker is gone (restarts used up)")
-            ready: list[Any] = []
-            if outstanding:
-                ready, _ = ray.wait(list(outstanding), num_returns=1, timeout=poll_s)
-            else:  # every worker is being restarted
-                time.sleep(poll_s)
-            for ref in ready:
-                i, chunk, incarnation = outstanding.pop(ref)
-                load[i] -= 1
-                try:
-                    result = ray.get(ref)
-                except RayActorError as err:
-                    if not worker_died(err):  # a job-state actor it called is gone
-                        raise FatalRunError(f"a job actor died: {err}") from err
-                    state.requeued_chunks += 1
-                    health.died(i, incarnation)
-                    if state.requeued_chunks > 2 * state.chunks_total + len(workers):
-                        raise FatalRunError(f"workers keep dying; last error: {err}") from err
-                    if rest := uncommitted(chunk, store):  # orchestrator.engine.recovery
-                        chunks.appendleft(rest)
-                    continue
-                node = result.get("node", "?")
-                state.chunks_by_node[node] = state.chunks_by_node.get(node, 0) + 1
-                for outcome, n in result["outcomes"].items():
-                    state.outcomes[outcome] = state.outcomes.get(outcome, 0) + n
-                if result["fatal"] and state.fatal is None:
-                    state.fatal = result["fatal"]
-                    ray.get([w.stop.remote() for w in workers])
-            if time.monotonic() - last_poll >= poll_s or not outstanding:
-                last_poll = time.monotonic()
-                state.down = {f"worker-{i}": s for i, s in health.states().items()}
-                state.deaths = {f"worker-{i}": n for i, n in health.deaths.items()}
-                snapshot = ray.get(metrics.snapshot.remote())
-                if on_progress is not None:
-                    queued = {"chunks": len(chunks), "seeds": sum(len(c) for c in chunks),
-                              "outstanding_chunks": len(outstanding)}  # fmt: skip
-                    on_progress(progress_view(snapshot, state, price, queued))
-    except KeyboardInterrupt:
-        state.interrupted = True
-        ray.get([w.stop.remote() for w in workers], timeout=10)
-        if outstanding:  # let every worker commit what it finished
-            ray.wait(list(outstanding), num_returns=len(outstanding), timeout=30)
-        raise
-    return ray.get(metrics.snapshot.remote())

@@ -6,8 +6,8 @@ object-store references (an ``ObjectRef``, and also every actor handle, which ca
 not kept alive for that re-run: Ray warns "constructor arguments in the object store and
 max_restarts > 0", and ray-project/ray#53727 shows a restart failing once they are evicted.
 So workers get only plain values: the name of one ``JobDirectory`` actor per run, created by
-the driver on its own node without restarts, which holds the handles of the run's dedup,
-near-dedup, metrics, limiter and teacher-replica actors and the decontamination index (a
+the driver on its own node without restarts, which holds the handles of the run's metrics,
+limiter and teacher-replica actors and the decontamination index (a
 reference the driver owns). A worker, first start or restart, asks it for them with
 ``JobActors.lookup``; handles and references that come back as a method's *result* are
 borrowed the normal way.
@@ -19,7 +19,7 @@ the driver (nothing of a run does).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -33,9 +33,7 @@ __all__ = ["JobActors", "JobDirectory", "start_directory"]
 class JobActors:
     """Handles a worker needs (``index_ref``: ``[ObjectRef]`` of the n-gram index, or None)."""
 
-    dedup: list[Any]
     metrics: Any
-    near: list[Any] = field(default_factory=list)
     index_ref: list[Any] | None = None
     limiter: Any = None
     teacher_pool: Any = None

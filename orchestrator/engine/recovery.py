@@ -1,10 +1,11 @@
 """What the driver re-runs after a generation worker dies (process killed, node lost).
 
 A chunk sent to a worker that died is handed out again, minus the seeds that already have an
-outcome on storage: a worker can die after its commit's atomic rename but before its reply
-reaches the driver, and re-running those seeds would write them (and a teacher request each)
-twice. Commits are atomic and every commit's footer names its seeds
-(``orchestrator.output.store``), so the ledger is the truth; it is read only when a worker died.
+outcome on storage: a worker can die after its candidate commit's atomic rename but before its
+reply reaches the driver, and re-running those seeds would cost a teacher request each again.
+Commits are atomic and every commit's footer names its seeds (``orchestrator.output.store``),
+so the ledger is the truth; it is read only when a worker died, and the candidate commits the
+driver never got a reply for are read back and handed to the finalizer.
 
 A failure *inside* a live worker's task whose cause is a dead actor (a job-state actor the
 worker called) is not a worker death: retrying cannot help, so it is not requeued here.
@@ -21,6 +22,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from orchestrator.engine.finalize import Finalizer
 from orchestrator.output.store import OutputStore
 
 
@@ -29,9 +31,17 @@ def worker_died(err: BaseException) -> bool:
     return isinstance(err, RayActorError) and not isinstance(err, RayTaskError)
 
 
-def uncommitted(chunk: list[dict[str, Any]], store: OutputStore) -> list[dict[str, Any]]:
-    """Seeds of ``chunk`` that no commit on storage covers (any outcome)."""
-    done = store.read_ledger(with_questions=False).outcomes
+def recover(
+    chunk: list[dict[str, Any]], store: OutputStore, finalizer: Finalizer
+) -> list[dict[str, Any]]:
+    """Seeds of ``chunk`` that no commit on storage covers (any outcome), to run again; the
+    candidate commits covering the others go to ``finalizer`` (once each)."""
+    ledger = store.read_ledger(with_questions=False)
+    ids = {seed["id"] for seed in chunk}
+    for cid, seeds in ledger.candidates.items():
+        if ids & seeds.keys() and not finalizer.known(cid):
+            finalizer.add(cid, seeds, store.candidate_rows(cid), ledger.failures)
+    done = ledger.outcomes
     return [seed for seed in chunk if seed["id"] not in done]
 
 

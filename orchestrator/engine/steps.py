@@ -21,44 +21,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from orchestrator.core.prompts import PromptTemplate
 from orchestrator.core.records import Record, content_hash
 from orchestrator.core.sampling import SamplingParams
 from orchestrator.core.stage import Stage, run_chain
+from orchestrator.engine.context import StepContext
+from orchestrator.engine.teacher_calls import LengthRejected, ask_teacher
 from orchestrator.sandbox import ExecResult
-from orchestrator.sandbox.batch import BatchingExecutor
-from orchestrator.teacher.client import TeacherClient
 from orchestrator.teacher.replies import Completion
-from orchestrator.telemetry.counters import Counters
-
-if TYPE_CHECKING:
-    from orchestrator.teacher.limiter_client import LimiterClient
-
-
-@dataclass
-class Gauge:
-    value: int = 0
-
-
-@dataclass
-class StepContext:
-    teacher: TeacherClient | None
-    request_slots: asyncio.Semaphore
-    executor: BatchingExecutor
-    counters: Counters = field(default_factory=Counters)
-    rejected: list[Record] = field(default_factory=list)
-    side: dict[str, list[Record]] = field(default_factory=dict)  # side split -> records
-    in_flight: Gauge = field(default_factory=Gauge)
-    limiter: LimiterClient | None = None  # the job's hosted-API rate limits (None: none)
-
-    def for_seed(self) -> StepContext:
-        """A context sharing everything but the per-seed outputs (rejected, side splits)."""
-        return dataclasses.replace(self, rejected=[], side={})
 
 
 class Step(Protocol):
@@ -108,6 +81,7 @@ class TeacherStage:
             sampling=self.sampling.model_dump(exclude_none=True),
             created_at=now_iso(),
             parent_id=parent.id if parent.method != "seed" else None,
+            reply_ids=list(parent.reply_ids),
             **fields,
         )
 
@@ -128,110 +102,6 @@ class Rejects:
         self.ctx.counters.add(self.stage_name, f"dropped:{reason}")
 
 
-class LengthRejected(Exception):
-    """A reply cut by ``max_tokens`` that the teacher's ``on_length`` policy does not keep:
-    ``reject``, or ``retry`` once the budget reached ``length_max_tokens``. Callers drop what
-    the request was for with reason ``length``."""
-
-    def __init__(self, completion: Completion, max_tokens: int) -> None:
-        super().__init__(f"reply cut at max_tokens={max_tokens}")
-        self.completion = completion
-        self.max_tokens = max_tokens
-
-    @property
-    def detail(self) -> str:
-        return f"cut at max_tokens={self.max_tokens}: ...{self.completion.text[-200:]}"
-
-
-def next_budget(max_tokens: int, factor: float, cap: int) -> int | None:
-    """The re-ask budget after a reply cut at ``max_tokens``: ``max_tokens * factor`` (at least
-    one more token) capped at ``cap``; None when the cap is already reached."""
-    bigger = min(cap, max(max_tokens + 1, math.ceil(max_tokens * factor)))
-    return bigger if bigger > max_tokens else None
-
-
-async def ask_teacher(
-    ctx: StepContext,
-    messages: list[dict[str, str]],
-    sampling: SamplingParams,
-    *,
-    stop: list[str] | None = None,
-    seed: int | None = None,
-) -> Completion:
-    """One teacher request under the worker's in-flight slots, counted in ``teacher``. Every
-    step that talks to the teacher goes through here. With a job limiter, each send waits for
-    its grant (1 request + estimated tokens, reserving that send's ``max_tokens``) and the
-    reservation is corrected with ``usage``.
-
-    A reply cut by ``max_tokens`` (``finish_reason == "length"``; one cut at a stop sequence
-    is ``"stop"`` and is not affected) follows the teacher's ``on_length``: ``keep`` returns it;
-    ``retry`` asks again with ``length_retry_factor`` times the budget (counted in
-    ``teacher/length_retries``) up to ``length_max_tokens``, and raises ``LengthRejected`` when a
-    reply at that budget is still cut; ``reject`` raises ``LengthRejected`` at once."""
-    if ctx.teacher is None:
-        raise RuntimeError("this pipeline needs a teacher but none is configured")
-    settings = ctx.teacher.settings
-    max_tokens = sampling.max_tokens
-    while True:
-        completion = await _send(ctx, messages, sampling, max_tokens, stop, seed)
-        if completion.finish_reason != "length" or settings.on_length == "keep":
-            return completion
-        if settings.on_length == "retry":
-            bigger = next_budget(
-                max_tokens, settings.length_retry_factor, settings.length_max_tokens
-            )
-            if bigger is not None:
-                ctx.counters.add("teacher", "length_retries")
-                max_tokens = bigger
-                continue
-        ctx.counters.add("teacher", "length_rejected")
-        raise LengthRejected(completion, max_tokens)
-
-
-async def _send(
-    ctx: StepContext,
-    messages: list[dict[str, str]],
-    sampling: SamplingParams,
-    max_tokens: int,
-    stop: list[str] | None,
-    seed: int | None,
-) -> Completion:
-    """One request (tenacity retries inside) under the slots and the limiter, counted."""
-    assert ctx.teacher is not None
-    async with ctx.request_slots:
-        if ctx.limiter is None:
-            completion = await _chat(ctx, messages, sampling, max_tokens, stop, seed)
-        else:
-            async with ctx.limiter.reserve(messages, max_tokens) as grant:
-                completion = await _chat(ctx, messages, sampling, max_tokens, stop, seed)
-                grant.usage(completion.prompt_tokens, completion.completion_tokens)
-    ctx.counters.add("teacher", "requests")
-    ctx.counters.add("teacher", "prompt_tokens", completion.prompt_tokens)
-    ctx.counters.add("teacher", "completion_tokens", completion.completion_tokens)
-    if completion.finish_reason == "length":
-        ctx.counters.add("teacher", "finish:length")
-    return completion
-
-
-async def _chat(
-    ctx: StepContext,
-    messages: list[dict[str, str]],
-    sampling: SamplingParams,
-    max_tokens: int,
-    stop: list[str] | None,
-    seed: int | None,
-) -> Completion:
-    assert ctx.teacher is not None
-    ctx.in_flight.value += 1
-    try:
-        return await ctx.teacher.chat(
-            messages, max_tokens=max_tokens, temperature=sampling.temperature,
-            top_p=sampling.top_p, stop=stop, seed=seed,
-        )  # fmt: skip
-    finally:
-        ctx.in_flight.value -= 1
-
-
 class TeacherStep:
     """Apply every stage to every record; results are concatenated in input order."""
 
@@ -249,6 +119,9 @@ class TeacherStep:
             children = []
         else:
             children = stage.parse(record, completion, rejects)
+            for child in children:  # provenance: the logged replies each row came from
+                if completion.reply_id is not None and completion.reply_id not in child.reply_ids:
+                    child.reply_ids.append(completion.reply_id)
         ctx.counters.add(stage.name, "seen")
         ctx.counters.add(stage.name, "produced", len(children))
         return children

@@ -1,11 +1,12 @@
 """The generation worker: a Ray actor that turns chunks of seeds into committed shards.
 
 ``run_chunk(seeds)`` processes its seeds concurrently (teacher requests bounded by the actor's
-``concurrency`` slots, programs by ``sandbox_concurrency``), runs the pipeline's steps, asks the
-cluster-wide dedup actors which rows are new, and commits the chunk as one shard before it
-returns, so a returned chunk is durable. Each seed ends ``accepted`` (rows written),
-``rejected`` (every item dropped, reasons stored) or ``failed`` (a teacher request failed for
-good; retried on the next run). ``stop()`` makes running chunks commit what finished and return.
+``concurrency`` slots, programs by ``sandbox_concurrency``), runs the pipeline's steps and
+per-row checks, and commits the chunk as one *candidate commit* before it returns (so a
+returned chunk is durable), handing the candidate rows back to the driver. Each seed ends
+``accepted`` (rows kept), ``rejected`` (every item dropped, reasons stored) or ``failed`` (a
+teacher request failed for good; retried on the next run). Dedup is not decided here: the
+driver's finalizer (``orchestrator.engine.finalize``) does it in seed order. ``stop()`` makes running chunks commit what finished and return.
 A ``TeacherFatalError`` (bad key) stops the chunk and is reported, not retried. Given the job's
 ``RateLimiter`` handle, teacher sends wait for its grants and every attempt's rate-limit headers
 and 429s are reported to it (``orchestrator.teacher.ratelimit``).
@@ -27,13 +28,13 @@ import ray
 from orchestrator.core.config import PipelineConfig
 from orchestrator.core.records import Record
 from orchestrator.core.stage import Stage
+from orchestrator.engine.context import StepContext
 from orchestrator.engine.job_directory import JobActors
-from orchestrator.engine.steps import FilterStep, StepContext
+from orchestrator.engine.steps import FilterStep
 from orchestrator.methods.catalog import build_steps
+from orchestrator.output.replies import ReplyWriter
 from orchestrator.output.store import Commit, OutputStore
 from orchestrator.quality.decontam import Decontaminate
-from orchestrator.quality.dedup import DedupClient
-from orchestrator.quality.near_dedup import NearDedupClient
 from orchestrator.quality.ngram_index import NgramIndex
 from orchestrator.sandbox import Sandbox
 from orchestrator.sandbox.batch import BatchingExecutor
@@ -66,13 +67,11 @@ class GenerationWorker:
         self.cfg = PipelineConfig.model_validate_json(config_json)
         self.store = OutputStore(out_dir)
         actors = JobActors.lookup(directory)
-        self.dedup = DedupClient(actors.dedup)
         self.metrics = actors.metrics
         self.api_key = api_key
         self.limiter = actors.limiter
         self.teacher_pool = actors.teacher_pool  # ReplicaSupervisor of kind vllm, or None
         self.steps = build_steps(self.cfg)
-        self.near = NearDedupClient(actors.near, self.cfg.dedup.near) if actors.near else None
         post: list[Stage] = list(self.cfg.format.build())
         index: NgramIndex | None = actors.index()
         if index is not None:
@@ -101,6 +100,7 @@ class GenerationWorker:
                 request_slots=CountingSemaphore(in_flight_cap(teacher, run.concurrency)),
                 executor=BatchingExecutor(Sandbox(self.cfg.sandbox), run.sandbox_concurrency),
                 limiter=limiter,
+                replies=ReplyWriter(self.store, run.reply_flush_s) if run.reply_log else None,
             )
             if isinstance(client, RoutedTeacher):
                 client.counters = self._ctx.counters  # re-sends, requests per replica
@@ -142,9 +142,12 @@ class GenerationWorker:
         errors, self._errors = self._errors[-5:], []
         self.metrics.push.remote(self.name, delta, gauges, recent, errors)
 
-    async def _process_seed(self, seed: Record, ctx: StepContext) -> SeedResult:
-        """Run the pipeline for one seed; raises TeacherFatalError."""
-        local = ctx.for_seed()
+    async def _process_seed(
+        self, seed: Record, ctx: StepContext, logged: dict[str, dict[str, Any]] | None
+    ) -> SeedResult:
+        """Run the pipeline for one seed (``logged``: its replies in the reply log, by key);
+        raises TeacherFatalError."""
+        local = ctx.for_seed(seed.id, logged)
         records = [seed]
         try:
             for step in [*self.steps, *([self.post] if self.post else [])]:
@@ -157,37 +160,23 @@ class GenerationWorker:
             ctx.counters.add("teacher", f"error:{err.kind}")
             self._errors.append({"kind": err.kind, "message": str(err)})
             return SeedResult("failed", error=f"{err.kind}: {err}")
-        if self.cfg.dedup.exact:
-            records = await self._dedup(records, self.dedup, "dedup", "duplicate", local)
-        if self.near is not None:
-            records = await self._dedup(records, self.near, "near_dedup", "near_duplicate", local)
-        kept = records
-        return SeedResult("accepted" if kept else "rejected", kept, local.rejected, local.side)
+        return SeedResult(
+            "accepted" if records else "rejected", records, local.rejected, local.side
+        )
 
-    async def _dedup(
-        self, records: list[Record], client: Any, stage: str, reason: str, ctx: StepContext
-    ) -> list[Record]:
-        """Keep what ``client`` admits; a dropped row names the id it duplicates."""
-        verdicts = await client.admit(records) if records else []
-        kept = []
-        for record, holder in zip(records, verdicts, strict=True):
-            if holder is None:
-                kept.append(record)
-            else:
-                ctx.counters.add(stage, f"dropped:{reason}")
-                ctx.rejected.append(record.reject(f"{stage}:{reason}", holder))
-        ctx.counters.add(stage, "seen", len(records))
-        ctx.counters.add(stage, "kept", len(kept))
-        return kept
-
-    async def run_chunk(self, seeds: list[dict[str, Any]]) -> dict[str, Any]:
-        """Process and commit ``seeds``; returns outcome counts (and ``fatal`` if the run must
-        stop)."""
+    async def run_chunk(
+        self, seeds: list[dict[str, Any]], logged: dict[str, dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """Process ``seeds`` and commit them as candidates; returns the commit (its id, seed
+        outcomes, failures and candidate rows), outcome counts, and ``fatal`` if the run must
+        stop."""
         ctx = self._context()
         commit = Commit()
         fatal: str | None = None
         tasks = {
-            asyncio.ensure_future(self._process_seed(Record.from_dict(s), ctx)): s["id"]
+            asyncio.ensure_future(
+                self._process_seed(Record.from_dict(s), ctx, (logged or {}).get(s["id"]))
+            ): s["id"]
             for s in seeds
         }
         stop_wait = asyncio.ensure_future(self.stopping.wait())
@@ -213,17 +202,21 @@ class GenerationWorker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        cid, rows = None, []
+        if ctx.replies is not None:  # object stores: the replies go up before the commit
+            await asyncio.to_thread(ctx.replies.flush)
         if commit.seeds:
-            await asyncio.to_thread(self.store.write_commit, commit)
-            ctx.counters.add("writer", "rows", len(commit.rows))
+            cid, rows = await asyncio.to_thread(self.store.write_candidates, commit)
+            ctx.counters.add("writer", "candidate_rows", len(rows))
             ctx.counters.add("writer", "rejected_rows", len(commit.rejected))
-            ctx.counters.add("writer", "shards")
+            ctx.counters.add("writer", "candidate_commits")
         self.push_metrics()
         outcomes: dict[str, int] = {}
         for outcome in commit.seeds.values():
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        return {"worker": self.name, "outcomes": outcomes, "committed": list(commit.seeds),
-                "fatal": fatal, "node": self.node_id}  # fmt: skip
+        return {"worker": self.name, "outcomes": outcomes, "cid": cid, "seeds": commit.seeds,
+                "failures": commit.failures, "rows": rows, "fatal": fatal,
+                "node": self.node_id}  # fmt: skip
 
     def _record_outcome(
         self, commit: Commit, seed_id: str, result: SeedResult, ctx: StepContext
@@ -249,6 +242,8 @@ class GenerationWorker:
                 await self._reporter
         if self._ctx is not None and self._ctx.teacher is not None:
             await self._ctx.teacher.close()
+        if self._ctx is not None and self._ctx.replies is not None:
+            await asyncio.to_thread(self._ctx.replies.close)
 
     def ping(self) -> float:
         return time.time()

@@ -2,9 +2,10 @@
 
 ``METHODS`` maps a pipeline ``kind`` to its builder: an explicit table, not a registry filled by
 import side effects. The fingerprint is a content hash of everything that changes what a run
-would generate (the method's section, template hashes, filters, sandbox limits, teacher model)
-and none of what only changes how fast (workers, concurrency, URLs, timeouts). It guards
-resume: a directory written by another configuration is not silently mixed with this one.
+would generate and none of what only changes how fast (workers, concurrency, URLs, timeouts),
+in two parts: what the teacher saw (method section, templates, model) and what we did with its
+replies (filters, decontamination, dedup, sandbox). A run into an output written under another
+fingerprint rebuilds the dataset from the reply log (``orchestrator.engine.rebuild``).
 This module does not run anything.
 """
 
@@ -59,17 +60,29 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
     return method_of(cfg).build_steps(cfg)
 
 
-def fingerprint(cfg: PipelineConfig) -> str:
+def teacher_fingerprint(cfg: PipelineConfig) -> str:
+    """What the teacher saw: the method and its section, the prompt templates, the model."""
     method = method_of(cfg)
     section = getattr(cfg, cfg.kind)
     return content_hash(
         cfg.kind,
         section.model_dump() if section is not None else None,
         {name: load_template(name).hash for name in method.template_names(cfg)},
+        cfg.teacher.model if cfg.teacher is not None else None,
+    )
+
+
+def processing_fingerprint(cfg: PipelineConfig) -> str:
+    """What we did with the replies: filters, decontamination, dedup, sandbox limits."""
+    return content_hash(
         cfg.filters.model_dump(),
         cfg.format.model_dump(),
         cfg.decontamination.model_dump(),
         cfg.dedup.model_dump(exclude={"against"}),
         cfg.sandbox.model_dump(exclude={"use_bwrap"}),
-        cfg.teacher.model if cfg.teacher is not None else None,
     )
+
+
+def fingerprint(cfg: PipelineConfig) -> str:
+    """Both of the above: what a run would generate (none of what only changes how fast)."""
+    return content_hash(teacher_fingerprint(cfg), processing_fingerprint(cfg))

@@ -36,6 +36,7 @@ def funnel(out_dir: str | Path) -> dict[str, Any]:
         "rows": len(ledger.row_ids),
         "dropped": sum(reasons.values()),
         "dropped_by_stage": by_stage,
+        "shards": ledger.shards,
     }
 
 

@@ -1,26 +1,32 @@
-"""The output directory: parquet shards committed atomically, and the ledger read back on resume.
+"""The output directory: parquet shards committed atomically, and what a run leaves there.
 
 Layout of ``DIR``::
 
     README.md                      dataset card (``configs:`` -> data/train-*.parquet)
-    data/train-<commit>.parquet    accepted rows; its footer metadata is the commit's ledger
-    rejected/rejected-<commit>.parquet   dropped rows with reason (not part of the train split)
-    verifier/verifier-<commit>.parquet   side split: labelled candidate programs (TinyGSM)
-    summary.json                   the last run's accounting
-    _mathsynth/commits/<commit>.json   ledger of a commit that kept no rows
+    data/train-<id>.parquet        the dataset: deduplicated rows; the footer is a final commit's
+                                   ledger (its seeds' outcomes and the candidate commits it used)
+    rejected/rejected-<id>.parquet dropped rows with reason (not part of the train split)
+    verifier/verifier-<id>.parquet side split: labelled candidate programs (TinyGSM)
+    summary.json                   the accounting of every run into DIR
+    _mathsynth/candidates/cand-<id>.parquet  a worker's finished seeds and their rows, not yet
+                                   deduplicated (``.json`` when it kept no row)
+    _mathsynth/commits/<id>.json   a final commit that kept no row
     _mathsynth/tmp/                local only: files being written (never read by ``datasets``)
 
+Two kinds of commit (``orchestrator.output.ledger`` reads them back): a generation worker's
+*candidate commit* (``write_candidates``: its rejected and side-split rows, then the candidate
+file, the commit point) and the driver finalizer's *final commit* (``write_final``: rows dropped
+as duplicates, then the data file or its manifest, the commit point). A candidate commit is
+removed once a final commit has used up all of its seeds (``remove_consumed``).
+
 ``DIR`` is a local (or shared-filesystem) path or an fsspec URL (``s3://``, ``gs://``); see
-``orchestrator.output.storage`` for how each backend makes a file visible in one step. A commit is one
-such step: the data file landing in ``data/`` (its footer carries the outcome of every seed in
-it: accepted / rejected / failed), or, when the commit kept no rows, its ledger JSON (``datasets``
-cannot read zero-row parquet files). Locally the step is a ``rename`` out of ``_mathsynth/tmp/``;
-on an object store it is the single upload of the final object (no temp object). Until that
-step nothing of the commit is visible, so an interrupted run leaves ``DIR`` consistent.
-Rejected and side-split files are written first; one without a matching commit is an orphan and
-is removed on the next run (found by listing, which works on object stores too). Other modules
-write their small files with ``write_json`` / ``write_text`` and read them back with
-``read_json`` / ``read_text``: atomic on every backend.
+``orchestrator.output.storage`` for how each backend makes a file visible in one step: locally a
+``rename`` out of ``_mathsynth/tmp/``, on an object store the single upload of the final object.
+Until that step nothing of the commit is visible, so an interrupted run leaves ``DIR``
+consistent. Rejected and side-split files are written before their commit point; one whose
+commit never landed is an orphan, removed on the next run (found by listing, which works on
+object stores too). Other modules write their small files with ``write_json`` / ``write_text``
+and read them back with ``read_json`` / ``read_text``: atomic on every backend.
 This module does not decide outcomes, dedup or talk to Ray.
 """
 
@@ -29,16 +35,25 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestrator.core.records import Record, content_hash
+from orchestrator.output.ledger import (
+    CANDIDATES_DIR,
+    FINAL_MANIFESTS_DIR,
+    LEDGER_KEY,
+    Ledger,
+    candidate_files,
+    candidate_id,
+    read_ledger,
+    stem,
+)
 from orchestrator.output.storage import TMP_DIR, Storage, StorageError, worker_env
 
-LEDGER_KEY = b"mathsynth.ledger"
 MESSAGES_TYPE = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 ROW_FIELDS: list[tuple[str, pa.DataType]] = [
     ("id", pa.string()),
@@ -59,6 +74,9 @@ ROW_FIELDS: list[tuple[str, pa.DataType]] = [
     # Chat-form methods (skywork, mumath_code, arithmetic) put these in Record.meta.
     ("solution", pa.string()),
     ("messages", MESSAGES_TYPE),
+    # Provenance: the keys of the teacher replies the row came from, in the reply log
+    # (``_mathsynth/replies/``; ``mathsynth show OUT --id ID --raw`` prints them).
+    ("reply_ids", pa.list_(pa.string())),
 ]
 ROW_SCHEMA = pa.schema(ROW_FIELDS)
 REJECTED_SCHEMA = pa.schema(
@@ -83,7 +101,8 @@ def record_row(record: Record, schema: pa.Schema = ROW_SCHEMA) -> dict[str, Any]
 
 @dataclass
 class Commit:
-    """What one worker finished: seed outcomes, rows and dropped rows."""
+    """What one worker finished (a candidate commit): seed outcomes, rows that passed every
+    per-row check (not yet deduplicated), dropped rows and side-split rows."""
 
     seeds: dict[str, str] = field(default_factory=dict)  # seed_id -> accepted|rejected|failed
     rows: list[Record] = field(default_factory=list)
@@ -97,19 +116,21 @@ class Commit:
 
 
 @dataclass
-class Ledger:
-    """State read back from committed shards."""
+class FinalCommit:
+    """What the finalizer decided for a run of seeds (in seed order): the dataset rows (row
+    dicts of ``ROW_SCHEMA``), the rows dropped as duplicates, the seeds' outcomes, and the
+    candidate commits whose every seed is now final."""
 
-    outcomes: dict[str, str] = field(default_factory=dict)
+    seeds: dict[str, str] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # REJECTED_SCHEMA row dicts
     failures: dict[str, str] = field(default_factory=dict)
-    row_ids: set[str] = field(default_factory=set)
-    questions: list[tuple[str, str]] = field(default_factory=list)  # (question, row id)
-    shards: int = 0
+    candidates: list[str] = field(default_factory=list)
 
     @property
-    def finished(self) -> set[str]:
-        """Seeds that need no more teacher requests (failed ones are retried)."""
-        return {s for s, o in self.outcomes.items() if o in ("accepted", "rejected")}
+    def id(self) -> str:
+        rows = [r["id"] for r in self.rows]
+        return content_hash("final", sorted(self.seeds.items()), rows, sorted(self.candidates))
 
 
 class OutputStore:
@@ -131,33 +152,64 @@ class OutputStore:
         return self.root / TMP_DIR
 
     def prepare(self) -> None:
-        self.storage.makedirs("data", "rejected", TMP_DIR, "_mathsynth/commits")
+        self.storage.makedirs("data", "rejected", TMP_DIR, FINAL_MANIFESTS_DIR, CANDIDATES_DIR)
         self._write_card()
 
-    def write_commit(self, commit: Commit) -> str:
-        """Write rejected rows, then the data file (the commit point). Returns the commit id."""
+    def write_candidates(self, commit: Commit) -> tuple[str, list[dict[str, Any]]]:
+        """A worker's candidate commit: rejected and side-split rows, then the candidate file
+        (the commit point). Returns the commit id and its rows (``ROW_SCHEMA`` dicts)."""
         cid = commit.id
         if commit.rejected:
             rows = [record_row(r, REJECTED_SCHEMA) for r in commit.rejected]
-            table = pa.Table.from_pylist(rows, schema=REJECTED_SCHEMA)
-            self.storage.put_table(f"rejected/rejected-{cid}.parquet", table)
+            self.storage.put_table(
+                f"rejected/rejected-{cid}.parquet", _table(rows, REJECTED_SCHEMA)
+            )
         for split, records in commit.side.items():
             if split not in SIDE_SPLITS:
                 raise ValueError(f"unknown side split {split!r} (known: {SIDE_SPLITS})")
             if records:
                 self.storage.makedirs(split)
-                table = pa.Table.from_pylist(
-                    [record_row(r, SIDE_SCHEMA) for r in records], schema=SIDE_SCHEMA
-                )
-                self.storage.put_table(f"{split}/{split}-{cid}.parquet", table)
+                rows = [record_row(r, SIDE_SCHEMA) for r in records]
+                self.storage.put_table(f"{split}/{split}-{cid}.parquet", _table(rows, SIDE_SCHEMA))
         ledger = {"seeds": commit.seeds, "failures": commit.failures}
-        if not commit.rows:  # `datasets` cannot read zero-row parquet files: ledger alone
-            self.write_json(f"_mathsynth/commits/{cid}.json", ledger)
-            return cid
+        rows = [record_row(r) for r in commit.rows]
+        self._put_ledgered(f"{CANDIDATES_DIR}/cand-{cid}", rows, ledger)
+        return cid, rows
+
+    def write_final(self, final: FinalCommit) -> str:
+        """The finalizer's commit: rows dropped as duplicates, then the data file (the commit
+        point; its manifest when no row was kept). Returns the commit id."""
+        fid = final.id
+        if final.rejected:
+            table = _table(final.rejected, REJECTED_SCHEMA)
+            self.storage.put_table(f"rejected/rejected-{fid}.parquet", table)
+        ledger = {"seeds": final.seeds, "failures": final.failures, "candidates": final.candidates}
+        if final.rows:
+            self._put_ledgered(f"data/train-{fid}", final.rows, ledger)
+        else:
+            self.write_json(f"{FINAL_MANIFESTS_DIR}/{fid}.json", ledger)
+        return fid
+
+    def _put_ledgered(self, stem: str, rows: list[dict[str, Any]], ledger: dict[str, Any]) -> None:
+        """``stem.parquet`` with ``ledger`` in its footer, or ``stem.json`` holding only the
+        ledger when there is no row (``datasets`` cannot read zero-row parquet files)."""
+        if not rows:
+            self.write_json(f"{stem}.json", ledger)
+            return
         schema = ROW_SCHEMA.with_metadata({LEDGER_KEY: json.dumps(ledger).encode()})
-        table = pa.Table.from_pylist([record_row(r) for r in commit.rows], schema=schema)
-        self.storage.put_table(f"data/train-{cid}.parquet", table)
-        return cid
+        self.storage.put_table(f"{stem}.parquet", _table(rows, schema))
+
+    def candidate_rows(self, cid: str) -> list[dict[str, Any]]:
+        """The rows (``ROW_SCHEMA`` dicts) of candidate commit ``cid``; [] for a manifest."""
+        path = self.storage.path(f"{CANDIDATES_DIR}/cand-{cid}.parquet")
+        if not self.storage.exists(f"{CANDIDATES_DIR}/cand-{cid}.parquet"):
+            return []
+        return self.storage.read_table(path).select(ROW_SCHEMA.names).to_pylist()
+
+    def remove_candidates(self, cids: Iterable[str]) -> None:
+        """Remove candidate commits that final commits have used up."""
+        wanted = set(cids)
+        self.storage.remove([f for f in candidate_files(self) if candidate_id(f) in wanted])
 
     def committed_files(self) -> list[str]:
         """Full paths of the committed data files (``uri()`` turns one into an openable URL)."""
@@ -179,41 +231,47 @@ class OutputStore:
     def read_table(self, path: str, columns: list[str] | None = None) -> pa.Table:
         return self.storage.read_table(path, columns)
 
-    def _empty_commits(self) -> list[str]:
-        return self.storage.glob("_mathsynth/commits", "*.json")
+    def has_commits(self) -> bool:
+        """Whether any commit (final or candidate) landed here."""
+        return bool(
+            self.committed_files()
+            or self.storage.glob(FINAL_MANIFESTS_DIR, "*.json")
+            or candidate_files(self)
+        )
 
-    def commit_ids(self) -> set[str]:
-        ids = {_stem(f).removeprefix("train-") for f in self.committed_files()}
-        return ids | {_stem(f) for f in self._empty_commits()}
+    def reset_dataset(self) -> int:
+        """Remove the dataset (rows, dropped rows, side splits, commits; final commits first,
+        so an interrupted reset leaves a consistent, smaller dataset); keep the reply log and
+        the run history. Returns how many files went."""
+        files = self.committed_files() + self.storage.glob(FINAL_MANIFESTS_DIR, "*.json")
+        files += candidate_files(self)
+        for split in ("rejected", *SIDE_SPLITS):
+            files += self.files(split)
+        self.storage.remove(files)
+        return len(files)
 
     def read_ledger(self, with_questions: bool = True) -> Ledger:
-        """Outcomes of all committed seeds (accepted wins over others), row ids and questions."""
-        ledger = Ledger()
-        columns = ["id", "question"] if with_questions else ["id"]
-        files = self.committed_files()
-        for table in self.storage.read_tables(files, columns):  # footer metadata comes along
-            meta = table.schema.metadata or {}
-            if LEDGER_KEY not in meta:
-                continue
-            _apply(ledger, json.loads(meta[LEDGER_KEY]))
-            ledger.row_ids.update(table.column("id").to_pylist())
-            if with_questions:
-                ids, texts = table.column("id").to_pylist(), table.column("question").to_pylist()
-                ledger.questions.extend(zip(texts, ids, strict=True))
-        for file in self._empty_commits():
-            _apply(ledger, json.loads(self.storage.fs.cat_file(file)))
-        for seed_id in ledger.finished:
-            ledger.failures.pop(seed_id, None)
-        return ledger
+        """Outcomes of every committed seed, and the dataset's row ids and questions."""
+        return read_ledger(self, with_questions)
+
+    def commit_ids(self, ledger: Ledger | None = None) -> set[str]:
+        """Ids of every landed commit, final and candidate (used up ones included)."""
+        ledger = ledger or self.read_ledger(with_questions=False)
+        finals = {stem(f).removeprefix("train-") for f in self.committed_files()}
+        finals |= {stem(f) for f in self.storage.glob(FINAL_MANIFESTS_DIR, "*.json")}
+        return finals | set(ledger.candidates) | ledger.consumed
 
     def cleanup(self) -> list[str]:
-        """Remove temp files, and rejected/side files whose commit never landed; returns them."""
-        committed = self.commit_ids()
+        """Remove temp files, rejected/side files whose commit never landed, and candidate
+        commits a final commit used up; returns what was removed."""
+        ledger = self.read_ledger(with_questions=False)
+        committed = self.commit_ids(ledger)
         removed = self.storage.glob(TMP_DIR, "*.tmp")  # only local stores write temp files
         for split in ("rejected", *SIDE_SPLITS):
             removed += [
-                p for p in self.files(split) if _stem(p).removeprefix(f"{split}-") not in committed
+                p for p in self.files(split) if stem(p).removeprefix(f"{split}-") not in committed
             ]
+        removed += [f for f in candidate_files(self) if candidate_id(f) in ledger.consumed]
         self.storage.remove(removed)
         return removed
 
@@ -258,16 +316,8 @@ class OutputStore:
         self.write_text("README.md", text)
 
 
-def _apply(ledger: Ledger, entry: dict[str, Any]) -> None:
-    for seed_id, outcome in entry["seeds"].items():
-        if ledger.outcomes.get(seed_id) != "accepted":
-            ledger.outcomes[seed_id] = outcome
-    ledger.failures.update(entry.get("failures", {}))
-    ledger.shards += 1
-
-
-def _stem(path: str) -> str:
-    return PurePosixPath(path).stem
+def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def iter_rows(files: Iterable[str | Path]) -> Iterable[dict[str, Any]]:

@@ -9,7 +9,7 @@ project's content hashes), so holders can be compared with callers' ids without 
 Released entries (a tentative claim given back) keep their key with value ``RELEASED`` until
 the next rebuild, which drops them and compacts the id pool; memory follows live entries.
 Key 0 is reserved for empty slots (``minhash.band_keys`` never yields it). This module has no
-notion of bands, records or Ray: ``near_dedup.LSHBandShard`` gives the entries their meaning.
+notion of bands, records or Ray: ``near_dedup.NearIndex`` gives the entries their meaning.
 """
 
 from __future__ import annotations

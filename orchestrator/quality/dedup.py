@@ -1,86 +1,53 @@
-"""Cluster-wide exact dedup on normalised question text.
+"""Exact dedup on normalised question text: one index, asked in a fixed order.
 
-Keys (hashes of ``normalize_question``) are partitioned over ``ExactDedup`` Ray actors by hash,
-so every worker asks the same owner about the same key and the decision does not depend on
-which shard a row came from. ``admit`` is idempotent per record id: a worker that is restarted
-and redoes a seed gets its own keys back instead of losing them to itself. Keys from previous
-runs (read from the output's committed shards) are preloaded, so dedup holds across resumes.
-Near-duplicate (MinHash) removal is a separate stage; this module does only exact matches.
+``ExactIndex`` maps the hash of ``normalize_question`` to the id of the row that holds it. It
+lives in the driver's finalizer (``orchestrator.engine.finalize``), which asks it about rows in
+seed order, so which of two equal rows is kept never depends on which worker finished first:
+the row of the earlier seed (or the earlier row of one seed) wins, and every other copy is
+dropped naming it. Two rows with the same id are the same text twice (ids are content hashes),
+so the second one is a duplicate too: a teacher that repeats a problem inside one reply gets it
+written once. Rows already in the output (earlier runs) and in ``dedup.against`` datasets are
+loaded first and always win.
+
+Near-duplicate (MinHash) removal is ``orchestrator.quality.near_dedup``; this module does only
+exact matches, holds no Ray actor and writes nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+import hashlib
+from collections.abc import Iterable
 
-import ray
-
-from orchestrator.core.records import Record, content_hash, normalize_question
+from orchestrator.core.records import content_hash, normalize_question
 
 
 def question_key(question: str) -> str:
     return content_hash("q", normalize_question(question), length=32)
 
 
-@ray.remote(num_cpus=0)
-class ExactDedup:
+def _digest(question: str) -> bytes:
+    """16 bytes per key in memory (a hex string would take ~80)."""
+    return hashlib.blake2b(normalize_question(question).encode(), digest_size=16).digest()
+
+
+class ExactIndex:
+    """Normalised question -> id of the row holding it."""
+
     def __init__(self) -> None:
-        self.owner: dict[str, str] = {}  # admitted in this run: key -> record id
-        self.earlier: dict[str, str] = {}  # written before: key -> row id
+        self._holder: dict[bytes, str] = {}
 
-    def preload(self, items: list[tuple[str, str]]) -> int:
-        """Keys of rows written before (earlier runs, other datasets), with their ids. These
-        always win, even against a record with the same id: that row is already written."""
-        for key, record_id in items:
-            self.earlier.setdefault(key, record_id)
-        return len(self.earlier)
+    def __len__(self) -> int:
+        return len(self._holder)
 
-    def admit(self, items: list[tuple[str, str]]) -> list[str | None]:
-        """For each (key, record_id): None if admitted, else the id that already holds it."""
-        out: list[str | None] = []
-        for key, record_id in items:
-            if key in self.earlier:
-                out.append(self.earlier[key])
-                continue
-            holder = self.owner.setdefault(key, record_id)
-            out.append(None if holder == record_id else holder)
-        return out
+    def preload(self, rows: Iterable[tuple[str, str]]) -> None:
+        """``(question, row id)`` of rows written before; the first holder of a key stays."""
+        for question, row_id in rows:
+            self._holder.setdefault(_digest(question), row_id)
 
-    def size(self) -> int:
-        return len(self.owner) + len(self.earlier)
-
-
-class DedupClient:
-    """Routes keys to their owning ``ExactDedup`` actor; one call per actor per batch."""
-
-    def __init__(self, actors: Sequence[ray.actor.ActorHandle]) -> None:
-        self.actors = list(actors)
-
-    def _owner(self, key: str) -> int:
-        return int(key[:8], 16) % len(self.actors)
-
-    def _partition(self, items: Iterable[tuple[str, str]]) -> dict[int, list[tuple[int, str, str]]]:
-        parts: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
-        for i, (key, rid) in enumerate(items):
-            parts[self._owner(key)].append((i, key, rid))
-        return parts
-
-    async def admit(self, records: list[Record]) -> list[str | None]:
-        items = [(question_key(r.question), r.id) for r in records]
-        parts = self._partition(items)
-        refs = {a: self.actors[a].admit.remote([(k, r) for _, k, r in p]) for a, p in parts.items()}
-        answers = dict(zip(refs, await asyncio.gather(*refs.values()), strict=True))
-        out: list[str | None] = [None] * len(items)
-        for actor, part in parts.items():
-            for (i, _, _), verdict in zip(part, answers[actor], strict=True):
-                out[i] = verdict
-        return out
-
-    def preload(self, questions: Iterable[tuple[str, str]]) -> None:
-        """``(question, row id)`` pairs already written; a new duplicate names that id."""
-        keys: dict[int, list[tuple[str, str]]] = defaultdict(list)
-        for question, record_id in questions:
-            key = question_key(question)
-            keys[self._owner(key)].append((key, record_id))
-        ray.get([self.actors[a].preload.remote(k) for a, k in keys.items()])
+    def admit(self, question: str, row_id: str) -> str | None:
+        """None if ``question`` is new (it is now held by ``row_id``), else the holder's id."""
+        key = _digest(question)
+        holder = self._holder.get(key)
+        if holder is None:
+            self._holder[key] = row_id
+        return holder

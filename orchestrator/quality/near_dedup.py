@@ -1,35 +1,19 @@
-"""Cluster-wide, streaming near-duplicate removal: MinHash signatures + LSH bands on Ray actors.
+"""Near-duplicate removal: MinHash signatures + LSH bands, one index asked in seed order.
 
-The caller (a generation worker) turns each record's question into an R-MinHash signature and
-one 64-bit key per LSH band (``orchestrator.quality.minhash``); only those keys travel. Band ``b``
-lives in exactly one ``LSHBandShard`` actor (``b % shards``); a shard keeps, per key, the id of
-the record that holds that bucket (``orchestrator.quality.band_table``, ~24-48 bytes an entry).
+Each row's question becomes an R-MinHash signature and one 64-bit key per LSH band
+(``orchestrator.quality.minhash``; keys are salted by band index, so all bands share one table).
+``NearIndex`` keeps, per key, the id of the row that holds that bucket
+(``orchestrator.quality.band_table``, ~24-48 bytes an entry). It lives in the driver's finalizer
+(``orchestrator.engine.finalize``), which asks it about rows in seed order, one batch at a time.
 
-Decision ("keep first-seen"). A record is a near-duplicate iff one of its bands equals a band
-of a record admitted before it; it is dropped and names that record (its first colliding band).
-``NearDedupClient.admit`` visits the shards in a fixed order, 0 → S-1, one call per shard per
-batch. In each call the shard, atomically (an actor runs one call at a time), checks all of the
-record's bands it holds against its buckets and against earlier records of the same batch, and
-either reports a holder (the record is dropped there) or inserts the record's bands
-(a tentative claim). Passing the last shard admits the record; a record dropped at shard ``s``
-gives its claims at shards ``< s`` back (``release``). Hence:
-
-- two records sharing a band are never both kept, whichever workers sent them: both pass
-  through that band's shard, and the later one finds the earlier one's claim;
-- every dropped record names a colliding record, and following those names always ends at a
-  kept one (a name points to a record that had got further through the fixed shard order),
-  so a group of mutual near-duplicates always keeps one member (no "both lose" race);
-- with one caller at a time (or one shard), a record is dropped only against a kept record:
-  a record dropped against another record of its own batch that was dropped at a later shard
-  is tried again in a second round. Only when near-duplicates from different callers are in
-  flight at once can one be dropped against a tentative claim that is given back moments
-  later (transitivity through a dropped member; its chain of names still ends at a kept one);
-- idempotent per record id: a bucket held by the same id counts as no collision, so a
-  restarted worker redoing a seed gets its own records admitted again.
-
-Memory grows with admitted (distinct) rows, not with input rows: a dropped record leaves
-nothing behind (claims of records dropped at a later shard are released and reclaimed at the
-next table rebuild). Per admitted row: ``bands`` entries (14 by default) over the shards.
+Decision ("keep first in seed order"). A row is a near-duplicate iff one of its bands equals a
+band of a row admitted before it (earlier batch, or earlier in the same batch); it is dropped
+and names that row (its first colliding band). A dropped row leaves nothing behind, so a chain
+of edits (A ~ B ~ C, A and C far apart) keeps A and C. The decisions are a function of the rows
+and their order only: the same rows in the same order give the same dataset, whichever worker
+produced them and whenever they arrived. Rows already written (earlier runs, ``dedup.against``)
+are loaded first without deduplicating them against each other. Memory grows with admitted
+rows: ``bands`` entries each (14 by default).
 
 Defaults, measured on GSM8K train (7,473 questions; planted edits of 2,000 of them): word
 3-grams give single edits (one word replaced / one number changed / punctuation) a median
@@ -44,29 +28,24 @@ recall 0.81). Measured end to end (``benchmarks/near_dedup.py``: 100k GSM8K-like
 (datasketch ``MinHashLSH`` with the same 14x9 bands: 0.960 / 0.984), ~40k docs/s, 10-11x
 datasketch with ``update_batch`` and 22-24x with per-token ``update``.
 
-This module does not decide where records come from, write output, or do exact dedup
+It does not decide where rows come from, write output or do exact dedup
 (``orchestrator.quality.dedup``); it compares questions only.
 """
 
 from __future__ import annotations
 
-import asyncio
 import resource
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import numpy as np
-import ray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestrator.core.records import Record
 from orchestrator.quality.band_table import BandTable, encode_ids
 from orchestrator.quality.minhash import band_keys, optimal_bands, signatures
 
 PRELOAD_CHUNK = 4096
 PREVIOUS_RUN = "<previous run>"  # holder named for preloaded rows given without ids
-THREAD_MIN_BATCH = 256
 
 
 class NearDedupSettings(BaseModel):
@@ -81,7 +60,9 @@ class NearDedupSettings(BaseModel):
     rows: int | None = Field(None, ge=1, description="derived from threshold when unset")
     unit: Literal["word", "char"] = "word"
     ngram: int = Field(3, ge=1, le=64)
-    shards: int = Field(2, ge=1, description="LSHBandShard actors (bands are split over them)")
+    shards: int = Field(
+        1, ge=1, description="ignored: the finalizer holds one index (kept for older files)"
+    )
     keep: Literal["first"] = "first"
     seed: int = Field(1, ge=0, description="MinHash seed; all workers must share it")
 
@@ -100,117 +81,13 @@ class NearDedupSettings(BaseModel):
         return optimal_bands(self.threshold, self.num_perm)
 
 
-@ray.remote(num_cpus=0)
-class LSHBandShard:
-    """Buckets of some LSH bands; one call at a time, so each call is atomic."""
+class NearIndex:
+    """LSH buckets of admitted rows; ``admit`` decides a batch in order (module docstring)."""
 
-    def __init__(self, bands: list[int]) -> None:
-        self.bands = bands
-        self.table = BandTable()
-
-    def claim(self, keys: np.ndarray, ids: list[str]) -> list[str | None]:
-        """Per row (in order): the id holding one of its keys (row dropped), or None after
-        inserting its keys. ``keys`` has one row per record, one column per band held here."""
-        n, k = keys.shape
-        flat, row, enc = keys.reshape(-1), np.repeat(np.arange(n), k), encode_ids(ids)
-        slots, members = self.table.holders(flat)
-        hit = members >= 0
-        mine = np.zeros(len(flat), dtype=bool)
-        mine[hit] = self.table.same_id(members[hit], enc[row[hit]])
-        verdict: list[str | None] = [None] * n
-        clash = np.flatnonzero(hit & ~mine)
-        dup_rows, first = np.unique(row[clash], return_index=True)
-        holders = self.table.pool.ids[members[clash[first]]]
-        for r, holder in zip(dup_rows.tolist(), holders.tolist(), strict=True):
-            verdict[r] = holder.decode("utf-8")
-        alive = np.ones(n, dtype=bool)
-        alive[dup_rows] = False
-        need = alive[row] & ~mine
-        self._within_batch(flat[need], row[need], ids, verdict, alive)
-        need = alive[row] & ~mine
-        new_keys, pick = np.unique(flat[need], return_index=True)
-        self.table.put(new_keys, enc[row[need][pick]], slots[need][pick])
-        return verdict
-
-    @staticmethod
-    def _within_batch(
-        keys: np.ndarray, rows: np.ndarray, ids: list[str], verdict: list[str | None],
-        alive: np.ndarray,
-    ) -> None:  # fmt: skip
-        """Records of one batch that share a key: the earlier admitted one wins (sequential,
-        but only over the few rows involved)."""
-        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-        shared = counts[inverse] > 1
-        if not shared.any():
-            return
-        per_row: dict[int, list[int]] = defaultdict(list)
-        for r, key in zip(rows[shared].tolist(), keys[shared].tolist(), strict=True):
-            per_row[r].append(key)
-        owner: dict[int, int] = {}
-        for r in sorted(per_row):
-            holder = next(
-                (owner[k] for k in per_row[r] if k in owner and ids[owner[k]] != ids[r]), None
-            )
-            if holder is None:
-                for key in per_row[r]:
-                    owner.setdefault(key, r)
-            else:
-                verdict[r] = ids[holder]
-                alive[r] = False
-
-    def release(self, keys: np.ndarray, ids: list[str]) -> int:
-        """Give back the entries of ``keys`` still held by the matching id; returns how many."""
-        n, k = keys.shape
-        flat, row = keys.reshape(-1), np.repeat(np.arange(n), k)
-        slots, members = self.table.holders(flat)
-        hit = np.flatnonzero(members >= 0)
-        mine = hit[self.table.same_id(members[hit], encode_ids(ids)[row[hit]])]
-        self.table.release(slots[mine])
-        return len(mine)
-
-    def preload(self, keys: np.ndarray, ids: list[str]) -> int:
-        """Insert rows of an existing dataset without deduplicating them against each other
-        (a bucket keeps its first holder); returns the number of live entries."""
-        n, k = keys.shape
-        flat, row = keys.reshape(-1), np.repeat(np.arange(n), k)
-        slots, members = self.table.holders(flat)
-        need = members < 0
-        new_keys, pick = np.unique(flat[need], return_index=True)
-        self.table.put(new_keys, encode_ids(ids)[row[need][pick]], slots[need][pick])
-        return self.table.live
-
-    def stats(self) -> dict[str, Any]:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return {
-            "bands": self.bands, "entries": self.table.live, "slots": len(self.table.keys),
-            "table_bytes": self.table.nbytes(), "peak_rss_bytes": usage.ru_maxrss * 1024,
-        }  # fmt: skip
-
-
-def start_near_dedup(
-    settings: NearDedupSettings, options: dict[str, Any] | None = None
-) -> list[ray.actor.ActorHandle]:
-    """One ``LSHBandShard`` per shard (at most one per band), band ``b`` on shard ``b % S``;
-    ``options``: Ray actor options (placement, ``orchestrator.engine.placement``)."""
-    bands, _ = settings.band_params()
-    shards = min(settings.shards, bands)
-    shard = LSHBandShard.options(**(options or {}))  # type: ignore[attr-defined]
-    return [shard.remote(list(range(s, bands, shards))) for s in range(shards)]
-
-
-class NearDedupClient:
-    """Computes band keys locally and runs the ordered claim protocol, one call per shard per
-    batch (plus one release call per shard when some record was dropped past shard 0)."""
-
-    def __init__(
-        self, actors: Sequence[ray.actor.ActorHandle], settings: NearDedupSettings
-    ) -> None:
-        self.actors = list(actors)
+    def __init__(self, settings: NearDedupSettings) -> None:
         self.settings = settings
         self.bands, self.rows = settings.band_params()
-        if not 1 <= len(self.actors) <= self.bands:
-            raise ValueError(f"need 1..{self.bands} shards, got {len(self.actors)}")
-        self.columns = [np.arange(s, self.bands, len(self.actors)) for s in range(len(actors))]
+        self.table = BandTable()
 
     def keys(self, texts: Sequence[str]) -> np.ndarray:
         """Band keys, uint64 array (len(texts), bands)."""
@@ -218,67 +95,60 @@ class NearDedupClient:
         sigs = signatures(texts, unit=s.unit, n=s.ngram, num_perm=s.num_perm, seed=s.seed)
         return band_keys(sigs, self.bands, self.rows)
 
-    async def admit(self, records: list[Record]) -> list[str | None]:
-        """Per record: None if kept, else the id of the record it near-duplicates."""
-        if not records:
+    def admit(self, texts: Sequence[str], ids: Sequence[str]) -> list[str | None]:
+        """Per row, in order: None if kept (its bands are now held by its id), else the id of
+        the earlier row it near-duplicates."""
+        if not texts:
             return []
-        texts = [r.question for r in records]
-        # Big batches are hashed off the event loop (numpy/rensa release the GIL for much of
-        # it), so other batches' actor round trips go on meanwhile.
-        if len(texts) >= THREAD_MIN_BATCH:
-            keys = await asyncio.to_thread(self.keys, texts)
-        else:
-            keys = self.keys(texts)
-        ids = [r.id for r in records]
-        verdict: list[str | None] = [None] * len(records)
-        rows = list(range(len(records)))
-        while rows:
-            await self._round(keys, ids, rows, verdict)
-            # A record dropped against another record of this batch that was itself dropped
-            # (at a later shard) is tried again, against the settled state.
-            lost = {ids[i] for i in rows if verdict[i] is not None}
-            rows = [i for i in rows if verdict[i] in lost and verdict[i] != ids[i]]
-            for i in rows:
-                verdict[i] = None
+        keys = self.keys(texts)
+        n, k = keys.shape
+        flat, row = keys.reshape(-1), np.repeat(np.arange(n), k)
+        slots, members = self.table.holders(flat)
+        verdict: list[str | None] = [None] * n
+        hit = np.flatnonzero(members >= 0)
+        dup_rows, first = np.unique(row[hit], return_index=True)
+        holders = self.table.pool.ids[members[hit[first]]]
+        for r, holder in zip(dup_rows.tolist(), holders.tolist(), strict=True):
+            verdict[r] = holder.decode("utf-8")
+        alive = np.ones(n, dtype=bool)
+        alive[dup_rows] = False
+        self._within_batch(flat, row, ids, verdict, alive)
+        need = alive[row]
+        new_keys, pick = np.unique(flat[need], return_index=True)
+        enc = encode_ids(list(ids))
+        self.table.put(new_keys, enc[row[need][pick]], slots[need][pick])
         return verdict
 
-    async def _round(
-        self, keys: np.ndarray, ids: list[str], rows: list[int], verdict: list[str | None]
-    ) -> None:
-        """The ordered claim protocol for ``rows``; sets their verdicts."""
-        alive = rows
-        dropped_at: list[tuple[int, int]] = []
-        for s, actor in enumerate(self.actors):
-            if not alive:
-                break
-            part = keys[np.asarray(alive)][:, self.columns[s]]
-            answer = await actor.claim.remote(part, [ids[i] for i in alive])
-            still = []
-            for i, holder in zip(alive, answer, strict=True):
-                if holder is None:
-                    still.append(i)
-                else:
-                    verdict[i] = holder
-                    dropped_at.append((i, s))
-            alive = still
-        await self._release(keys, ids, dropped_at)
-
-    async def _release(
-        self, keys: np.ndarray, ids: list[str], dropped_at: list[tuple[int, int]]
-    ) -> None:
-        calls = []
-        for t, actor in enumerate(self.actors):
-            rows = [i for i, s in dropped_at if s > t]
-            if rows:
-                part = keys[np.asarray(rows)][:, self.columns[t]]
-                calls.append(actor.release.remote(part, [ids[i] for i in rows]))
-        if calls:
-            await asyncio.gather(*calls)
+    @staticmethod
+    def _within_batch(
+        keys: np.ndarray, rows: np.ndarray, ids: Sequence[str], verdict: list[str | None],
+        alive: np.ndarray,
+    ) -> None:  # fmt: skip
+        """Rows of one batch that share a key and are not already dropped: the earlier kept
+        row wins (sequential, but only over the few rows involved)."""
+        live = alive[rows]
+        keys, rows = keys[live], rows[live]
+        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        shared = counts[inverse] > 1
+        if not shared.any():
+            return
+        per_row: dict[int, list[int]] = {}
+        for r, key in zip(rows[shared].tolist(), keys[shared].tolist(), strict=True):
+            per_row.setdefault(r, []).append(key)
+        owner: dict[int, int] = {}
+        for r in sorted(per_row):
+            holder = next((owner[key] for key in per_row[r] if key in owner), None)
+            if holder is None:
+                for key in per_row[r]:
+                    owner.setdefault(key, r)
+            else:
+                verdict[r] = ids[holder]
+                alive[r] = False
 
     def preload(self, texts_with_ids: Iterable[tuple[str, str] | str]) -> None:
-        """Load an earlier dataset's ``(question, record_id)`` pairs, so new records that
-        near-duplicate them are dropped naming the earlier id (a bare question string is taken
-        as ``(question, PREVIOUS_RUN)``, as in ``orchestrator.quality.dedup``). Blocking; chunked."""
+        """Rows of an earlier dataset, ``(question, row id)`` (a bare question is taken as
+        ``(question, PREVIOUS_RUN)``): later rows that near-duplicate them are dropped naming
+        them. They are not deduplicated against each other (a bucket keeps its first holder)."""
         batch: list[tuple[str, str]] = []
         for item in texts_with_ids:
             batch.append((item, PREVIOUS_RUN) if isinstance(item, str) else item)
@@ -290,10 +160,17 @@ class NearDedupClient:
 
     def _preload_chunk(self, batch: list[tuple[str, str]]) -> None:
         keys = self.keys([text for text, _ in batch])
-        ids = [rid for _, rid in batch]
-        ray.get(
-            [a.preload.remote(keys[:, self.columns[s]], ids) for s, a in enumerate(self.actors)]
-        )
+        n, k = keys.shape
+        flat, row = keys.reshape(-1), np.repeat(np.arange(n), k)
+        slots, members = self.table.holders(flat)
+        need = members < 0
+        new_keys, pick = np.unique(flat[need], return_index=True)
+        ids = encode_ids([rid for _, rid in batch])
+        self.table.put(new_keys, ids[row[need][pick]], slots[need][pick])
 
-    def stats(self) -> list[dict[str, Any]]:
-        return ray.get([a.stats.remote() for a in self.actors])
+    def stats(self) -> dict[str, Any]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "entries": self.table.live, "slots": len(self.table.keys),
+            "table_bytes": self.table.nbytes(), "peak_rss_bytes": usage.ru_maxrss * 1024,
+        }  # fmt: skip

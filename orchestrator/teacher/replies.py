@@ -25,7 +25,8 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     model: str
-    attempts: int  # HTTP attempts this completion took (1 = no retry)
+    attempts: int  # HTTP attempts this completion took (1 = no retry; 0 = from the reply log)
+    reply_id: str | None = None  # its key in the reply log (set by the engine)
 
 
 class _MalformedReply(Exception):

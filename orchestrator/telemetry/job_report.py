@@ -31,6 +31,7 @@ class JobState:
     requeued_chunks: int = 0
     chunks_by_node: dict[str, int] = field(default_factory=dict)
     fatal: str | None = None
+    stopped: str | None = None  # why no new work was started (e.g. --max-cost), not an error
     interrupted: bool = False
     job: dict[str, Any] = field(default_factory=dict)  # pipeline, out: for the dashboard
     cluster: ClusterState | None = None  # per-actor/node state for the dashboard
@@ -125,7 +126,9 @@ def build_summary(
         "seeds_rejected": state.outcomes.get("rejected", 0),
         "seeds_failed": state.outcomes.get("failed", 0),
         "seeds_not_run": state.total_seeds - state.skipped - done,
-        "requests": teacher.get("requests", 0),
+        "requests": teacher.get("requests", 0),  # HTTP attempts, failed ones included
+        "completions": teacher.get("completions", 0),
+        "cache_hits": teacher.get("cache_hits", 0),
         "prompt_tokens": teacher.get("prompt_tokens", 0),
         "completion_tokens": teacher.get("completion_tokens", 0),
         "teacher_errors": {k: v for k, v in teacher.items() if k.startswith("error:")},
@@ -145,5 +148,6 @@ def build_summary(
         "chunks_by_node": state.chunks_by_node,
         "interrupted": state.interrupted,
         "fatal": state.fatal,
+        "stopped": state.stopped,
         "elapsed_s": round(elapsed, 2),
     }

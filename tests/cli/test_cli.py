@@ -15,6 +15,7 @@ import yaml
 
 from orchestrator.core.resources import data_dir
 from orchestrator.output.store import OutputStore
+from tests.support.faults import commit_files
 from tests.support.scripted_server import ScriptedServer
 from tests.support.tinygsm_teacher import tinygsm_reply
 
@@ -75,7 +76,7 @@ def test_ctrl_c_leaves_output_consistent_and_rerun_resumes(
                 "--no-progress")  # fmt: skip
         proc = cli(*args)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(list((out / "data").glob("*.parquet"))) < 2:
+        while time.monotonic() < deadline and len(commit_files(out)) < 2:
             time.sleep(0.2)
         assert proc.poll() is None, "run finished before it could be interrupted"
         proc.send_signal(signal.SIGINT)
@@ -120,3 +121,32 @@ def test_every_builtin_pipeline_starts_from_the_command_line(tmp_path: Path) -> 
         assert code == 0 and "no request sent" in " ".join(out.split()), (name, out)
         requests = next(ln for ln in out.splitlines() if "│ requests " in ln)
         assert int(requests.split("│")[2]) > 0, (name, out)
+
+
+def test_a_second_run_into_the_same_out_is_refused_while_the_first_runs(
+    tmp_path: Path, gsm8k_train: Path
+) -> None:
+    """Each run starts its own private Ray, so only the output's lock can tell them apart."""
+    pipeline = yaml.safe_load((data_dir("pipelines") / "tinygsm.yaml").read_text())
+    pipeline["run"].update({"workers": 1, "concurrency": 2, "commit_every_seeds": 2})
+    pipeline["decontamination"]["enabled"] = False
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(pipeline))
+    out, n_seeds = tmp_path / "out", 12
+    with ScriptedServer(reply=tinygsm_reply, latency=0.3) as srv:
+        args = ("run", str(tmp_path / "p.yaml"), "--seeds", str(gsm8k_train), "--limit",
+                str(n_seeds), "--out", str(out), "--base-url", srv.base_url, "--model", "s",
+                "--no-progress")  # fmt: skip
+        first = cli(*args)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and srv.request_count == 0:
+            time.sleep(0.1)
+        assert first.poll() is None and srv.request_count > 0
+        code, output = run_cli(*args)
+        assert code == 2 and "is being written by another run" in output, output
+        assert f"pid {first.pid}" in output
+        first_output, _ = first.communicate(timeout=180)
+        assert first.returncode == 0, first_output
+        assert srv.request_count == n_seeds  # the refused run sent nothing
+    assert not (out / "_mathsynth" / "lock.json").exists()
+    ledger = OutputStore(out).read_ledger()
+    assert len(ledger.finalized) == n_seeds

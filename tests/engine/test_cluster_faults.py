@@ -10,6 +10,7 @@ runs ``mathsynth run`` as a subprocess and SIGKILLs it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,9 +25,11 @@ import ray
 import yaml
 from ray.exceptions import RayActorError
 
+from orchestrator.core.records import Record
 from orchestrator.core.resources import data_dir
 from orchestrator.engine.driver import run_job
-from orchestrator.engine.recovery import WorkerHealth, uncommitted
+from orchestrator.engine.finalize import Finalizer
+from orchestrator.engine.recovery import WorkerHealth, recover
 from orchestrator.output.store import Commit, OutputStore
 from tests.support.faults import (
     alive_workers,
@@ -65,13 +68,20 @@ def assert_rerun_costs_nothing(
 
 
 def test_requeued_chunk_skips_seeds_a_dead_worker_already_committed(tmp_path: Path) -> None:
-    """A worker can die between its commit's rename and its reply: those seeds are done."""
+    """A worker can die between its commit's rename and its reply: those seeds are done, and
+    the candidate commit the driver never got goes to the finalizer from storage."""
     store = OutputStore(tmp_path / "out")
     store.prepare()
     seeds = synthetic_seeds(4)
-    store.write_commit(Commit(seeds={seeds[0].id: "rejected", seeds[1].id: "failed"}))
+    row = Record(id="r0", seed_id=seeds[0].id, question="A row of seed 0 with 3 apples?")
+    cid, _ = store.write_candidates(
+        Commit(seeds={seeds[0].id: "accepted", seeds[1].id: "failed"}, rows=[row])
+    )
     chunk = [s.to_dict() for s in seeds]
-    assert uncommitted(chunk, store) == chunk[2:]
+    finalizer = Finalizer(store, job_config("http://x", RUN), [s.id for s in seeds])
+    assert recover(chunk, store, finalizer) == chunk[2:]
+    assert finalizer.known(cid) and recover(chunk, store, finalizer) == chunk[2:]  # once
+    assert finalizer.advance() == 2 and [r["id"] for r in finalizer.batch.rows] == ["r0"]
 
 
 @ray.remote(num_cpus=0, max_restarts=1)
@@ -259,13 +269,25 @@ def test_driver_killed_then_rerun_resumes(tmp_path: Path) -> None:
         ledger = OutputStore(out).read_ledger()
         finished, first = ledger.finished, len(srv.requests)
         assert 0 < len(finished) < n_seeds, "the driver was not killed mid-run"
+        answered = logged_seeds(out)  # replies on disk, committed or not
+        assert answered >= finished
         rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
                                timeout=120)  # fmt: skip
         assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
         again = requests_per_seed(srv.requests[first:], seeds)
-    assert not set(again) & finished, "a finished seed was asked again"
-    assert set(again) == {s.id for s in seeds} - finished
+    assert not set(again) & answered, "an answered request was sent again"
+    assert set(again) == {s.id for s in seeds} - answered and set(again.values()) <= {1}
     assert_exactly_once(out, [s.id for s in seeds])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seeds_skipped_already_finished"] == len(finished)
     assert summary["seeds_not_run"] == 0 and summary["seeds_failed"] == 0
+
+
+def logged_seeds(out: Path) -> set[str]:
+    """Seeds with a reply in the reply log (read straight from its JSON lines)."""
+    seeds = set()
+    for file in (out / "_mathsynth" / "replies").glob("replies-*.jsonl"):
+        for line in file.read_text().splitlines():
+            with contextlib.suppress(ValueError):  # a line cut by the kill
+                seeds.add(json.loads(line)["seed_id"])
+    return seeds

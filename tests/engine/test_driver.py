@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 from pathlib import Path
-from typing import Any
 
 import datasets
 import pyarrow.parquet as pq
@@ -16,16 +15,11 @@ from orchestrator.engine.driver import FatalRunError, run_job
 from orchestrator.methods.tinygsm.execute import RunProgram
 from orchestrator.sandbox import Sandbox
 from tests.support.configs import make_config
-from tests.support.output import rows
+from tests.support.output import rejected_rows, rows
 from tests.support.scripted_server import Fault, ScriptedServer
 from tests.support.tinygsm_teacher import tinygsm_reply, unique_good_questions
 
 pytestmark = pytest.mark.usefixtures("ray_local")
-
-
-def rejected_rows(out: Path) -> list[dict[str, Any]]:
-    files = sorted((out / "rejected").glob("*.parquet"))
-    return [r for f in files for r in pq.read_table(f).to_pylist()]
 
 
 def test_one_step_end_to_end(tmp_path: Path, seeds: list) -> None:

@@ -14,11 +14,11 @@ import datasets
 import pytest
 
 from orchestrator.core.records import Record
-from orchestrator.engine.steps import StepContext
+from orchestrator.engine.context import StepContext
 from orchestrator.methods.arithmetic.config import ArithmeticConfig
 from orchestrator.methods.arithmetic.pipeline import GenerateShard
 from orchestrator.output.mix import MixError, mix, to_messages
-from orchestrator.output.store import Commit, OutputStore
+from orchestrator.output.store import Commit, FinalCommit, OutputStore
 from orchestrator.telemetry.counters import Counters
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +33,8 @@ def arith_dir(tmp_path: Path) -> Path:
     records = asyncio.run(GenerateShard(ArithmeticConfig()).arun([shard], ctx))
     store = OutputStore(tmp_path / "arith")
     store.prepare()
-    store.write_commit(Commit(seeds={"shard0": "accepted"}, rows=records))
+    cid, rows = store.write_candidates(Commit(seeds={"shard0": "accepted"}, rows=records))
+    store.write_final(FinalCommit(seeds={"shard0": "accepted"}, rows=rows, candidates=[cid]))
     return store.root
 
 

@@ -1,5 +1,5 @@
-"""Near-duplicate removal: band keys, the numpy band table, and the sharded claim protocol on
-real Ray actors (planted near-duplicates of GSM8K train questions).
+"""Near-duplicate removal: band keys, the numpy band table, and the index the finalizer asks in
+seed order (planted near-duplicates of GSM8K train questions).
 
 What counts as a near-duplicate here: a question with ONE small edit — a word replaced by an
 unrelated word, punctuation changed, or one number changed. With word 3-grams such an edit
@@ -10,7 +10,6 @@ but deterministic here (fixed seed, fixed data), so the measured figures are sta
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import re
@@ -18,17 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 from pydantic import ValidationError
 
 from orchestrator.core.records import Record
 from orchestrator.quality.band_table import BandTable, encode_ids
-from orchestrator.quality.near_dedup import (
-    PREVIOUS_RUN,
-    NearDedupClient,
-    NearDedupSettings,
-    start_near_dedup,
-)
+from orchestrator.quality.near_dedup import PREVIOUS_RUN, NearDedupSettings, NearIndex
 
 WORDS = ["zebra", "violin", "planet", "quartz", "harbor", "lantern", "meadow", "saddle"]
 _NUM = re.compile(r"\d+")
@@ -73,26 +66,15 @@ def records(texts: list[str], tag: str = "") -> list[Record]:
     return [Record.seed(t, None, "test" + tag) for t in texts]
 
 
-@pytest.fixture
-def dedup(ray_local: None):
-    started: list[list] = []
-
-    def make(**overrides) -> NearDedupClient:
-        settings = NearDedupSettings(enabled=True, **overrides)
-        actors = start_near_dedup(settings)
-        started.append(actors)
-        return NearDedupClient(actors, settings)
-
-    yield make
-    for actors in started:
-        for actor in actors:
-            ray.kill(actor)
+def make(**overrides: object) -> NearIndex:
+    return NearIndex(NearDedupSettings(enabled=True, **overrides))
 
 
-async def admit_in_batches(client: NearDedupClient, recs: list[Record], size: int = 100):
+def admit_in_batches(index: NearIndex, recs: list[Record], size: int = 100) -> list[str | None]:
     out: list[str | None] = []
     for lo in range(0, len(recs), size):
-        out += await client.admit(recs[lo : lo + size])
+        part = recs[lo : lo + size]
+        out += index.admit([r.question for r in part], [r.id for r in part])
     return out
 
 
@@ -136,11 +118,11 @@ def test_band_table_matches_a_dict() -> None:
     assert table.live == len(ref) and 2 * table.used <= len(table.keys)
 
 
-def test_planted_near_duplicates_are_removed_and_name_their_original(dedup, questions) -> None:
+def test_planted_near_duplicates_are_removed_and_name_their_original(questions) -> None:
     """Measured: 290/300 edits caught (word 97/100, punct 100/100, number 93/100; an edit near
     the end of a short question can fall below the 0.7 threshold) and 0 of the 1200 originals
     dropped (a dropped one must be a true near-duplicate inside GSM8K: Jaccard ≥ 0.5)."""
-    client = dedup(shards=3)
+    index = make()
     rng = random.Random(7)
     originals = records(questions)
     planted: list[tuple[str, Record, Record]] = []
@@ -150,13 +132,13 @@ def test_planted_near_duplicates_are_removed_and_name_their_original(dedup, ques
         if kind == "number" and not _NUM.search(source.question):
             source = next(r for r in originals[4 * i :] if _NUM.search(r.question))
         planted.append((kind, source, Record.seed(EDITS[kind](source.question, rng), None, "e")))
-    base = asyncio.run(admit_in_batches(client, originals))
+    base = admit_in_batches(index, originals)
     dropped = {r.id: holder for r, holder in zip(originals, base, strict=True) if holder}
     by_id = {r.id: r for r in originals}
     for rid, holder in dropped.items():
         assert jaccard3(by_id[rid].question, by_id[holder].question) >= 0.5
     assert len(dropped) <= 6  # ≤ 0.5% of distinct questions
-    verdicts = asyncio.run(admit_in_batches(client, [e for _, _, e in planted], size=64))
+    verdicts = admit_in_batches(index, [e for _, _, e in planted], size=64)
     caught = {k: 0 for k in EDITS}
     for (kind, source, _), holder in zip(planted, verdicts, strict=True):
         if holder is not None:
@@ -167,95 +149,70 @@ def test_planted_near_duplicates_are_removed_and_name_their_original(dedup, ques
     assert sum(caught.values()) >= 0.95 * len(planted)
 
 
-def cliques(client: NearDedupClient, questions: list[str], count: int) -> list[list[Record]]:
-    """Clusters of 3 (original + 2 edits) where every pair shares a band and no two clusters
-    share one: the ground truth that "exactly one per cluster" can be asserted on."""
-    rng = random.Random(3)
-    out: list[list[Record]] = []
-    seen: set[int] = set()
-    for q in questions:
-        members = records([q, punctuation(q, rng), replace_word(q, rng)], tag=str(len(out)))
-        keys = client.keys([m.question for m in members])
-        pairwise = all((keys[a] == keys[b]).any() for a, b in ((0, 1), (0, 2), (1, 2)))
-        flat = set(keys.reshape(-1).tolist())
-        if pairwise and not flat & seen and len({m.id for m in members}) == 3:
-            out.append(members)
-            seen |= flat
-        if len(out) == count:
-            break
-    return out
-
-
-@ray.remote(num_cpus=0)
-class Caller:
-    """A generation worker stand-in: its own process, its own client, the shared shards."""
-
-    def __init__(self, actors: list, settings: NearDedupSettings) -> None:
-        self.client = NearDedupClient(actors, settings)
-
-    async def run(self, recs: list[Record]) -> list[str | None]:
-        return await admit_in_batches(self.client, recs, size=1)
-
-
-@pytest.mark.parametrize("seed", [0, 1])
-def test_concurrent_callers_keep_each_cluster_exactly_once(dedup, questions, seed) -> None:
-    """Two callers in two processes; each cluster's members are split between them and sent
-    at the same moment, so claims for colliding records race across the three shards. (A naive
-    protocol that claims all shards in parallel lost 2 of 600 clusters in this set-up; the
-    ordered protocol loses none.)"""
-    client = dedup(shards=3)
-    clusters = cliques(client, questions, 150)
-    assert len(clusters) >= 120
-    rng = random.Random(seed)
-    orders: tuple[list[Record], list[Record]] = ([], [])
-    for cluster in clusters:
-        a, b, c = rng.sample(cluster, 3)
-        orders[0].append(a)
-        orders[1].append(b)
-        orders[rng.random() < 0.5].append(c)
-    callers = [Caller.remote(client.actors, client.settings) for _ in range(2)]
-    ray.get([c.run.remote([]) for c in callers])  # both up before the race starts
-    results = ray.get([c.run.remote(o) for c, o in zip(callers, orders, strict=True)])
-    for caller in callers:
-        ray.kill(caller)
-    kept: set[str] = set()
-    for order, verdicts in zip(orders, results, strict=True):
-        kept |= {r.id for r, v in zip(order, verdicts, strict=True) if v is None}
-    for cluster in clusters:
-        assert len(kept & {m.id for m in cluster}) == 1
-
-
-def test_same_decisions_with_one_or_many_shards(dedup, questions) -> None:
+def test_decisions_depend_on_order_only_not_on_batches(questions) -> None:
+    """The finalizer hands rows over in batches whose size depends on timing: the verdicts must
+    be the same whatever the batching, and the earlier row of a pair always wins."""
     recs = records(questions[:400]) + records([q + " Why?" for q in questions[:400:3]], "x")
-    one = asyncio.run(admit_in_batches(dedup(shards=1), recs, size=50))
-    many = asyncio.run(admit_in_batches(dedup(shards=5), recs, size=50))
-    assert one == many and sum(v is not None for v in one) >= 120
+    recs = recs[::2] + recs[1::2]  # edits interleaved with originals
+    runs = [admit_in_batches(make(), recs, size=size) for size in (1, 7, 50, len(recs))]
+    assert all(run == runs[0] for run in runs) and sum(v is not None for v in runs[0]) >= 120
+    position = {r.id: i for i, r in enumerate(recs)}
+    for rec, holder in zip(recs, runs[0], strict=True):
+        assert holder is None or position[holder] < position[rec.id]
 
 
-def test_incremental_against_a_preloaded_earlier_run(dedup, questions) -> None:
-    client = dedup(shards=2)
+def test_two_copies_of_one_row_keep_one_and_a_dropped_row_leaves_nothing(questions) -> None:
+    """Ids are content hashes: the same row twice (a teacher repeating itself) is a duplicate
+    of itself, in one batch or two. A chain A ~ B ~ C where A and C are far apart keeps A and
+    C: the dropped B holds no bucket."""
+    index = make()
+    twin = records(questions[:3])
+    assert index.admit([r.question for r in twin * 2], [r.id for r in twin * 2]) == [
+        None, None, None, twin[0].id, twin[1].id, twin[2].id,
+    ]  # fmt: skip
+    assert index.admit([twin[0].question], [twin[0].id]) == [twin[0].id]
+    chain = next(c for c in map(edit_chain, questions) if c and chained(index, c))
+    assert make().admit(chain, ["a", "b", "c"]) == [None, "a", None]
+
+
+def edit_chain(question: str) -> list[str] | None:
+    """[A, B, C]: B is A with two words inserted, C with four (same places)."""
+    w = question.split()
+    if len(w) < 30:
+        return None
+    n = len(w) // 3
+    b = w[:n] + ["zebra"] + w[n : 2 * n] + ["violin"] + w[2 * n :]
+    c = w[:n] + ["zebra", "quartz"] + w[n : 2 * n] + ["violin", "harbor"] + w[2 * n :]
+    return [question, " ".join(b), " ".join(c)]
+
+
+def chained(index: NearIndex, texts: list[str]) -> bool:
+    """A and B share a band, B and C share one, A and C share none."""
+    k = index.keys(texts)
+    return bool((k[0] == k[1]).any() and (k[1] == k[2]).any() and not (k[0] == k[2]).any())
+
+
+def test_incremental_against_a_preloaded_earlier_run(questions) -> None:
+    index = make()
     earlier = records(questions[:600])
-    client.preload((r.question, r.id) for r in earlier)
+    index.preload((r.question, r.id) for r in earlier)
     edits = records([q.replace(", ", " ") + "!" for q in questions[:600:5]], "new")
     new = records(questions[600:900])
-    verdicts = asyncio.run(client.admit(edits + new))
+    verdicts = admit_in_batches(index, edits + new, size=len(edits) + len(new))
     assert verdicts[: len(edits)] == [r.id for r in earlier[::5]]
     assert sum(v is not None for v in verdicts[len(edits) :]) <= 2
-    bare = dedup(shards=2)
+    bare = make()
     bare.preload(r.question for r in earlier)  # questions only: holder is PREVIOUS_RUN
-    assert asyncio.run(bare.admit(edits[:5])) == [PREVIOUS_RUN] * 5
+    assert admit_in_batches(bare, edits[:5]) == [PREVIOUS_RUN] * 5
 
 
-def test_readmit_is_idempotent_and_memory_follows_kept_rows(dedup, questions) -> None:
-    client = dedup(shards=3)
+def test_memory_follows_kept_rows(questions) -> None:
+    index = make()
     recs = records(questions[:300]) + records([q + " Explain." for q in questions[:300]], "x")
-    first = asyncio.run(admit_in_batches(client, recs, size=40))
-    again = asyncio.run(admit_in_batches(client, recs[::-1], size=40))
-    assert again[::-1] == first  # same verdicts, same holders, in any order
+    first = admit_in_batches(index, recs, size=40)
     kept = sum(v is None for v in first)
-    entries = sum(s["entries"] for s in client.stats())
-    assert entries == kept * client.bands  # dropped records left nothing behind
+    assert index.stats()["entries"] == kept * index.bands  # dropped records left nothing behind
     more = records([q.replace(" ", "  ") + " Why?" for q in questions[:300]], "y")
-    new_kept = sum(v is None for v in asyncio.run(admit_in_batches(client, more, size=40)))
+    new_kept = sum(v is None for v in admit_in_batches(index, more, size=40))
     assert new_kept <= 5
-    assert sum(s["entries"] for s in client.stats()) == (kept + new_kept) * client.bands
+    assert index.stats()["entries"] == (kept + new_kept) * index.bands

@@ -6,11 +6,11 @@ What it does:
   in a child process and returns its parsed ``RESULT`` line;
 * ``synthetic_seeds(n)``: seeds with distinct questions (content-hash ids);
 * ``job_config(base_url, ...)``: a TinyGSM one-step config against the scripted teacher;
-* ``wait_for_shards`` / ``alive_workers`` / ``kill_worker``: wait until ``n`` data shards are
-  committed, list the live ``GenerationWorker`` processes (pid, node) from Ray's actor table,
+* ``wait_for_shards`` / ``alive_workers`` / ``kill_worker``: wait until ``n`` commits (workers'
+  candidate commits or final ones) are on disk, list the live ``GenerationWorker`` processes (pid, node) from Ray's actor table,
   and kill one with SIGKILL (a real process death: Ray restarts the actor);
-* ``audit(out)``: reads every commit's ledger straight from the parquet footers and ledger
-  files (independently of ``OutputStore``) and returns how often each seed, row id and
+* ``audit(out)``: reads every final commit's ledger straight from the parquet footers and
+  manifests (independently of ``OutputStore``) and returns how often each seed, row id and
   normalised question occurs, and which rejected files have no commit;
 * ``requests_per_seed(bodies)``: how many teacher requests each seed question caused, read from
   the request bodies the scripted server recorded (one-step prompts quote the seed).
@@ -73,10 +73,17 @@ def data_files(out: Path) -> list[Path]:
     return sorted((out / "data").glob("train-*.parquet"))
 
 
+def commit_files(out: Path) -> list[Path]:
+    """Commits on disk now: workers' candidate commits (until finalized) and final ones."""
+    candidates = sorted((out / "_mathsynth" / "candidates").glob("cand-*"))
+    return candidates + data_files(out) + sorted((out / "_mathsynth" / "commits").glob("*.json"))
+
+
 def wait_for_shards(out: Path, n: int, timeout: float) -> bool:
+    """Wait until ``n`` commits (candidate or final) are on disk."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if len(data_files(out)) >= n:
+        if len(commit_files(out)) >= n:
             return True
         time.sleep(0.05)
     return False
@@ -114,20 +121,24 @@ def audit(out: Path) -> Audit:
     row_ids: Counter[str] = Counter()
     questions: Counter[str] = Counter()
     commits: set[str] = set()
+    used: set[str] = set()  # candidate commits the final ones used up
     for file in data_files(out):
         ledger = json.loads(pq.read_schema(file).metadata[LEDGER_KEY])
         seeds.update(list(ledger["seeds"]))
+        used.update(ledger["candidates"])
         table = pq.read_table(file, columns=["id", "question"])
         row_ids.update(table.column("id").to_pylist())
         questions.update(normalize_question(q) for q in table.column("question").to_pylist())
         commits.add(file.stem.removeprefix("train-"))
     for file in sorted((out / "_mathsynth" / "commits").glob("*.json")):
-        seeds.update(list(json.loads(file.read_text())["seeds"]))
+        manifest = json.loads(file.read_text())
+        seeds.update(list(manifest["seeds"]))
+        used.update(manifest["candidates"])
         commits.add(file.stem)
     orphans = [
         f.name
         for f in sorted((out / "rejected").glob("rejected-*.parquet"))
-        if f.stem.removeprefix("rejected-") not in commits
+        if f.stem.removeprefix("rejected-") not in commits | used
     ]
     return Audit(seeds, row_ids, questions, commits, orphans)
 

@@ -16,3 +16,8 @@ def rows(out: Path, split: str = "data") -> list[dict[str, Any]]:
     return [
         r for f in sorted((out / split).glob("*.parquet")) for r in pq.read_table(f).to_pylist()
     ]
+
+
+def rejected_rows(out: Path) -> list[dict[str, Any]]:
+    """Every dropped row of ``out`` (``rejected/``), with its reason and detail."""
+    return rows(out, "rejected")

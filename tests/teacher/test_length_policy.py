@@ -16,15 +16,9 @@ import ray
 from orchestrator.core.prompts import load_template
 from orchestrator.core.records import Record
 from orchestrator.core.sampling import SamplingParams
-from orchestrator.engine.steps import (
-    LengthRejected,
-    Rejects,
-    StepContext,
-    TeacherStage,
-    TeacherStep,
-    ask_teacher,
-    next_budget,
-)
+from orchestrator.engine.context import StepContext
+from orchestrator.engine.steps import Rejects, TeacherStage, TeacherStep
+from orchestrator.engine.teacher_calls import LengthRejected, ask_teacher, next_budget
 from orchestrator.methods.mumath.toolloop import solve
 from orchestrator.teacher.client import TeacherClient
 from orchestrator.teacher.limiter_client import LimiterClient

@@ -13,7 +13,8 @@ import pytest
 import ray
 
 from orchestrator.core.sampling import SamplingParams
-from orchestrator.engine.steps import StepContext, ask_teacher
+from orchestrator.engine.context import StepContext
+from orchestrator.engine.teacher_calls import ask_teacher
 from orchestrator.teacher.budget import WINDOW_S, Budget
 from orchestrator.teacher.client import TeacherClient
 from orchestrator.teacher.limiter_client import LimiterClient, estimate_prompt_tokens

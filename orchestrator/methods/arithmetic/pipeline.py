@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from orchestrator.core.records import Record, content_hash
 from orchestrator.core.sampling import SamplingParams
-from orchestrator.engine.steps import Step, StepContext, now_iso
+from orchestrator.engine.context import StepContext
+from orchestrator.engine.steps import Step, now_iso
 
 from .config import ArithmeticConfig
 from .generate import generate_shard

@@ -25,7 +25,8 @@ from collections import Counter
 from orchestrator.core.prompts import PromptTemplate
 from orchestrator.core.records import Record
 from orchestrator.core.sampling import SamplingParams
-from orchestrator.engine.steps import Rejects, StepContext
+from orchestrator.engine.context import StepContext
+from orchestrator.engine.steps import Rejects
 from orchestrator.quality.verify import answers_equal, majority_vote
 
 from .config import MuMathConfig

@@ -16,7 +16,8 @@ from typing import Any
 from orchestrator.core.prompts import PromptTemplate
 from orchestrator.core.records import Record, content_hash
 from orchestrator.core.sampling import SamplingParams
-from orchestrator.engine.steps import Rejects, StepContext, TeacherStage, now_iso
+from orchestrator.engine.context import StepContext
+from orchestrator.engine.steps import Rejects, TeacherStage, now_iso
 from orchestrator.methods.skywork.backward import fobar_question, mask_number
 from orchestrator.methods.skywork.parse import clean_question, evolution_problem, labelled_text
 from orchestrator.methods.skywork.steps import slot_rng

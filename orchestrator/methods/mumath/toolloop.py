@@ -29,7 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orchestrator.core.sampling import SamplingParams
-from orchestrator.engine.steps import LengthRejected, StepContext, ask_teacher
+from orchestrator.engine.context import StepContext
+from orchestrator.engine.teacher_calls import LengthRejected, ask_teacher
 from orchestrator.quality.verify import last_boxed, normalize_answer
 from orchestrator.sandbox import ExecResult
 

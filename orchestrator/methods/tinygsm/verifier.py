@@ -13,7 +13,8 @@ from __future__ import annotations
 from orchestrator.core.prompts import PromptTemplate
 from orchestrator.core.records import Record, content_hash
 from orchestrator.core.sampling import SamplingParams
-from orchestrator.engine.steps import Rejects, StepContext, TeacherStage
+from orchestrator.engine.context import StepContext
+from orchestrator.engine.steps import Rejects, TeacherStage
 from orchestrator.methods.tinygsm.execute import RunProgram
 from orchestrator.methods.tinygsm.function_form import ProgramFormatError, to_tinygsm_function
 from orchestrator.methods.tinygsm.replies import parse_program

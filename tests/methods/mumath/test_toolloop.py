@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from orchestrator.core.sampling import SamplingParams
-from orchestrator.engine.steps import StepContext
+from orchestrator.engine.context import StepContext
 from orchestrator.methods.mumath.toolloop import FIX_REQUEST, STOP, Trajectory, pending_code, solve
 from orchestrator.sandbox import Sandbox, SandboxLimits
 from orchestrator.sandbox.batch import BatchingExecutor

@@ -7,7 +7,7 @@ import math
 from collections import Counter
 
 from orchestrator.core.records import Record
-from orchestrator.engine.steps import StepContext
+from orchestrator.engine.context import StepContext
 from orchestrator.methods.skywork.config import SkyworkConfig
 from orchestrator.methods.skywork.steps import PlanAugmentations, stratified_choice
 from orchestrator.telemetry.counters import Counters
