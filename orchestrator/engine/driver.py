@@ -35,6 +35,8 @@ from orchestrator.engine.placement import on_driver_node, worker_options
 from orchestrator.engine.recovery import WorkerHealth, uncommitted, worker_died
 from orchestrator.engine.worker import GenerationWorker
 from orchestrator.methods.catalog import fingerprint
+from orchestrator.output.card import write_card
+from orchestrator.output.card_facts import run_record
 from orchestrator.output.store import OutputStore
 from orchestrator.quality.decontam import build_index
 from orchestrator.quality.dedup import DedupClient, ExactDedup
@@ -60,7 +62,7 @@ class FatalRunError(RuntimeError):
 
 
 def _check_fingerprint(store: OutputStore, cfg: PipelineConfig, allow_change: bool) -> None:
-    current = {"pipeline": cfg.name, "fingerprint": fingerprint(cfg)}
+    current = {"pipeline": cfg.name, "fingerprint": fingerprint(cfg), **run_record(cfg)}
     previous = store.read_json("_mathsynth/run.json")
     changed = previous is not None and previous.get("fingerprint") != current["fingerprint"]
     if changed and not allow_change and store.committed_files():
@@ -206,6 +208,7 @@ def run_job(
     if replicas is not None:
         summary["teacher_replicas"] = replicas
     store.write_json("summary.json", summary)
+    write_card(store)  # README.md and plots/, from what is on disk now (orchestrator.output.card)
     if sink is not None:
         done = "interrupted" if state.interrupted else "failed" if state.fatal else "finished"
         sink({**progress_view(snapshot, state, price), "state": done, "summary": summary})
