@@ -129,7 +129,12 @@ def gather(store: OutputStore) -> CardFacts:
                 _count(answers, table.column("answer"))
     rates = None
     if cfg is not None:
-        rates = stage_rates(info["dropped_by_stage"], info["rows"], stage_levels(cfg))
+        try:
+            levels = stage_levels(cfg)
+        except (FileNotFoundError, ValueError):  # a prompt template this version lacks
+            levels = None
+        if levels is not None:
+            rates = stage_rates(info["dropped_by_stage"], info["rows"], levels)
     empty = np.zeros(0, dtype=np.int64)
     return CardFacts(
         run=run, cfg=cfg, funnel=info, rates=rates, splits=splits,
