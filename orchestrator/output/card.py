@@ -24,6 +24,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from orchestrator.output.card_facts import CardFacts, gather
 from orchestrator.output.card_reproduce import reproduce
 from orchestrator.output.card_settings import CardSettings
+from orchestrator.output.plots import NAMES as PLOT_NAMES
 from orchestrator.output.plots import write_plots
 from orchestrator.output.portable import portable
 from orchestrator.output.store import OutputStore
@@ -131,7 +132,7 @@ def _quality(facts: CardFacts) -> list[str]:
         lines.append(f"Deduplicated against {len(d.against)} earlier dataset(s): {names}.")
     if dc.enabled:
         rule = dc.rule()
-        marks = ", ".join(b.name or str(portable(b.path)) for b in dc.benchmarks)
+        marks = ", ".join(f"`{b.name or portable(b.path)}`" for b in dc.benchmarks)
         lines.append(
             f"Decontamination: a {rule.n}-gram shared with a benchmark test item drops the row "
             f"(numbers {'stripped' if rule.strip_numbers else 'kept'}, names "
@@ -211,8 +212,7 @@ def render_card(facts: CardFacts, plots: dict[str, str], license: str | None = N
             {"config": c, "pattern": p, "content": what, "rows": facts.splits[split].rows}
             for split, (c, p, what) in CONFIGS.items() if split in facts.splits
         ],
-        "plots": {name: plots.get(name) for name in
-                  ("funnel", "question_length", "solution_length", "answers", "rejections")},
+        "plots": {name: plots.get(name) for name in PLOT_NAMES},
         "seeds": {"total": total, "rate": _pct(seeds.get("accepted", 0), total),
                   **{k: seeds.get(k, 0) for k in ("accepted", "rejected", "failed")}},
         "rows": facts.rows,

@@ -131,7 +131,7 @@ def test_card_is_rewritten_after_a_resumed_run(tmp_path: Path, gsm8k_train: Path
 
     for stage in ("two_step_program", "execute", "decontam", "dedup", "near_dedup"):
         assert int(table_row(text, stage)[1]) == seen(stage), stage  # items in = items seen
-    assert "against test.jsonl" in text and str(benchmark) not in text  # a name, not a path
+    assert "against `test.jsonl`" in text and str(benchmark) not in text  # a name, not a path
     assert "Verifier split:" in text
     for name in ("funnel", "question_length", "solution_length", "answers", "rejections"):
         assert (out / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
