@@ -1,5 +1,5 @@
-"""The ``mathsynth`` command line: ``run``, ``demo``, ``show``, ``stats``, ``mix``, ``submit``,
-``watch``, ``pipelines``.
+"""The ``mathsynth`` command line: ``run``, ``demo``, ``show``, ``stats``, ``mix``, ``push``,
+``submit``, ``watch``, ``pipelines``.
 
 It turns flags, environment variables and the pipeline file into one validated config, picks
 the teacher (a given OpenAI-compatible URL, OpenAI itself, or the built-in offline CPU teacher
@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.cli.cluster import submit, watch
-from orchestrator.cli.data import mix, pipelines, show, stats
+from orchestrator.cli.data import mix, pipelines, push, show, stats
 from orchestrator.cli.output import console, fail, out, print_summary
 from orchestrator.core.config import (
     ConfigError,
@@ -153,7 +153,8 @@ def _execute(pipeline: str, overrides: dict[str, Any], seeds: str | None, out_di
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         unseal_environ()  # secrets sent sealed by `mathsynth submit` (sealed_env.py)
-        cfg, builtin = build_config(pipeline, overrides)
+        # --seeds becomes seeds.path, so the resolved config (run.json, the card) names them
+        cfg, builtin = build_config(pipeline, deep_update(overrides, {"seeds": {"path": seeds}}))
         if dry_run is not None:
             return _dry_run(cfg, seeds, dry_run)
         OutputStore(out_dir)  # an unusable --out fails here, before a teacher is started
@@ -273,6 +274,7 @@ def demo(
 app.command(name="show")(show)
 app.command(name="stats")(stats)
 app.command(name="mix")(mix)
+app.command(name="push")(push)
 app.command(name="submit")(submit)
 app.command(name="watch")(watch)
 app.command(name="pipelines")(pipelines)

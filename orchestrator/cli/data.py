@@ -1,7 +1,8 @@
-"""The ``mathsynth`` dataset commands: ``show``, ``stats``, ``mix`` and ``pipelines``.
+"""The ``mathsynth`` dataset commands: ``show``, ``stats``, ``mix``, ``push`` and ``pipelines``.
 
-Plain functions with typer annotations: they read an output dataset (its rows, its funnel),
-blend two datasets, or list the built-in pipeline files. ``orchestrator.cli.app`` registers them on
+Plain functions with typer annotations: they read an output dataset (its rows, its funnel,
+its plots), blend two datasets, publish one to the Hugging Face Hub, or list the built-in
+pipeline files. ``orchestrator.cli.app`` registers them on
 its typer app; this module does not create or touch the app (importing it registers nothing),
 and it runs no pipeline and talks to no cluster.
 """
@@ -18,7 +19,7 @@ from orchestrator.cli.output import fail, out, print_summary
 from orchestrator.core.config import read_yaml
 from orchestrator.core.resources import builtin_pipelines
 
-__all__ = ["mix", "pipelines", "show", "stats"]
+__all__ = ["mix", "pipelines", "push", "show", "stats"]
 
 
 def show(
@@ -84,6 +85,9 @@ def stats(
     out_dir: Annotated[str, typer.Argument(help="a mathsynth output directory or URL")],
     reason: Annotated[str | None, typer.Option(help="show dropped rows with this reason")] = None,
     rows: Annotated[int, typer.Option(help="rows to show with --reason")] = 5,
+    plot: Annotated[
+        bool, typer.Option("--plot", help="write plots/*.png and the card in DIR; print paths")
+    ] = False,
 ) -> None:
     """The funnel of DIR over all its runs: seeds by outcome, rows kept, drops by reason."""
     from orchestrator.output.stats import funnel, rejected_rows
@@ -102,6 +106,14 @@ def stats(
         for row in rejected_rows(out_dir, reason, rows):
             detail = f" [{row['reject_detail']}]" if row["reject_detail"] else ""
             out.print(f"- {row['reject_reason']}{detail}: {row['question'][:200]}", markup=False)
+    if plot:
+        from orchestrator.output.card import write_card
+
+        store = OutputStore(out_dir)
+        for path in write_card(store).values():
+            out.print(
+                store.uri(store.storage.path(path)), markup=False, highlight=False, soft_wrap=True
+            )
 
 
 def mix(
@@ -131,6 +143,43 @@ def mix(
     except MixError as err:
         raise fail(str(err)) from None
     print_summary(summary, title="mix")
+
+
+def push(
+    out_dir: Annotated[str, typer.Argument(help="a mathsynth output directory or URL")],
+    repo_id: Annotated[str, typer.Argument(help="dataset repo on the Hub, e.g. me/my-math")],
+    private: Annotated[bool, typer.Option(help="create the repo private")] = False,
+    license: Annotated[
+        str | None, typer.Option(help="license id for the card (default: card.license)")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="print the upload plan; upload nothing")] = False,
+) -> None:
+    """Publish DIR to the Hugging Face Hub: card, plots, data, rejected and verifier splits."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from orchestrator.output.push import PushError, upload_plan
+    from orchestrator.output.push import push as run_push
+    from orchestrator.output.storage import StorageError
+    from orchestrator.output.store import OutputStore
+
+    try:
+        if dry_run:
+            plan = upload_plan(OutputStore(out_dir))
+            paths, left_out = plan.paths, plan.left_out
+        else:
+            result = run_push(out_dir, repo_id, private=private or None, license=license)
+            paths, left_out = result.uploaded, result.left_out
+    except (PushError, StorageError) as err:
+        raise fail(str(err)) from None
+    except (HfHubHTTPError, OSError) as err:  # the Hub refused, or could not be reached
+        raise fail(f"push to {repo_id} failed: {err}", code=1) from None
+    for path in paths:
+        out.print(path, markup=False, highlight=False, soft_wrap=True)
+    for path, why in left_out.items():
+        out.print(f"left out: {path}: {why}", markup=False, highlight=False, soft_wrap=True)
+    if not dry_run:
+        out.print(f"pushed {len(paths)} files ({len(result.deleted)} stale removed): "
+                  f"{result.commit_url}", markup=False, highlight=False, soft_wrap=True)  # fmt: skip
 
 
 def pipelines() -> None:

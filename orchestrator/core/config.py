@@ -20,6 +20,7 @@ from orchestrator.methods.arithmetic.config import ArithmeticConfig
 from orchestrator.methods.mumath.config import MuMathConfig
 from orchestrator.methods.skywork.config import SkyworkConfig
 from orchestrator.methods.tinygsm.config import TinyGSMConfig
+from orchestrator.output.card_settings import CardSettings
 from orchestrator.quality.decontam import DecontamSettings
 from orchestrator.quality.format_filters import FormatSettings
 from orchestrator.quality.near_dedup import NearDedupSettings
@@ -95,6 +96,7 @@ class PipelineConfig(StrictModel):
     dedup: DedupConfig = DedupConfig()
     sandbox: SandboxLimits = SandboxLimits()
     run: RunConfig = RunConfig()
+    card: CardSettings = CardSettings()  # dataset card metadata; not in the fingerprint
 
 
 class ConfigError(ValueError):

@@ -71,9 +71,11 @@ def _pick(row: dict[str, Any], wanted: str | None, options: Iterable[str]) -> st
 
 
 def normalise_rows(
-    rows: Iterable[tuple[int, dict[str, Any]]], source: str, cfg: SeedConfig
+    rows: Iterable[tuple[int, dict[str, Any]]], source: str, cfg: SeedConfig, label: str = ""
 ) -> list[Record]:
-    """Rows ``(line_number, mapping)`` to seed records; duplicates (same id) are kept once."""
+    """Rows ``(line_number, mapping)`` to seed records; duplicates (same id) are kept once.
+    ``source`` names the input in errors; ``label`` (default: ``source``) is stored as each
+    seed's ``source``, which every row derived from it carries into the published dataset."""
     seeds: dict[str, Record] = {}
     for line, row in rows:
         if not isinstance(row, dict):
@@ -84,7 +86,7 @@ def normalise_rows(
             raise SeedError(f"{source}:{line}: no question field ({want}) in {sorted(row)}")
         af = _pick(row, cfg.answer_field, ANSWER_FIELDS)
         gold = extract_gold_answer(row.get(af)) if af else None
-        record = Record.seed(str(row[qf]), gold, source)
+        record = Record.seed(str(row[qf]), gold, label or source)
         seeds.setdefault(record.id, record)
     return list(seeds.values())
 
@@ -135,6 +137,20 @@ def _read_hf(dataset_id: str, cfg: SeedConfig) -> Iterable[tuple[int, dict[str, 
 READERS = {".jsonl": _read_jsonl, ".json": _read_json, ".parquet": _read_parquet}
 
 
+def source_label(spec: str | None) -> str | None:
+    """The ``source`` that seeds loaded from ``spec`` carry (as ``load_seeds`` sets it): a
+    file's name, the dataset id a descriptor names, or a Hugging Face id. Reads descriptors only."""
+    if not spec:
+        return None
+    path = resolve_seed_file(spec)
+    if path is None:
+        return spec
+    if path.suffix in (".yaml", ".yml"):
+        descriptor = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return source_label(descriptor.get("path")) if isinstance(descriptor, dict) else None
+    return path.name
+
+
 def load_seeds(spec: str | None, cfg: SeedConfig, limit: int | None = None) -> list[Record]:
     """Seeds from ``spec`` (CLI) or ``cfg.path`` (pipeline file), first ``limit`` only."""
     spec = spec or cfg.path
@@ -154,7 +170,8 @@ def load_seeds(spec: str | None, cfg: SeedConfig, limit: int | None = None) -> l
             raise SeedError(
                 f"{path}: unsupported seed file type {path.suffix!r} (jsonl/json/parquet)"
             )
-        seeds = normalise_rows(reader(path), str(path), cfg)
+        # rows carry the file's name, never a local path: the dataset is published as is
+        seeds = normalise_rows(reader(path), str(path), cfg, label=path.name)
     elif "/" in spec and not Path(spec).suffix:
         seeds = normalise_rows(_read_hf(spec, cfg), spec, cfg)
     else:

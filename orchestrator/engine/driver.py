@@ -41,6 +41,7 @@ from orchestrator.engine.rebuild import check_configuration
 from orchestrator.engine.worker import GenerationWorker
 from orchestrator.methods.catalog import fingerprint
 from orchestrator.output.accounting import SUMMED, RunLog, write_summary
+from orchestrator.output.card import write_card
 from orchestrator.output.lock import OutputLock
 from orchestrator.output.replies import ReplyIndex
 from orchestrator.output.store import OutputStore
@@ -244,6 +245,7 @@ def _run_locked(
     entry = {**run_info, **entry, "state": _final_state(state), "configuration_change": rebuilt}
     run_log.write(entry)
     summary = write_summary(store, entry)
+    write_card(store)  # README.md and plots/, from what is on disk now (orchestrator.output.card)
     if sink is not None:
         sink({**progress_view(snapshot, state, price), "state": _final_state(state),
               "summary": summary})  # fmt: skip

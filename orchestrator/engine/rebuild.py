@@ -21,9 +21,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from orchestrator import __version__
 from orchestrator.core.config import PipelineConfig
 from orchestrator.methods.catalog import fingerprint, processing_fingerprint, teacher_fingerprint
+from orchestrator.output.card_facts import run_record
 from orchestrator.output.store import OutputStore
 
 RUN_FILE = "_mathsynth/run.json"
@@ -31,13 +31,14 @@ log = logging.getLogger("mathsynth")
 
 
 def configuration(cfg: PipelineConfig) -> dict[str, Any]:
+    """``run.json``: the fingerprints, and the resolved configuration, template hashes and
+    mathsynth version (``card_facts.run_record``; the dataset card reads them)."""
     return {
         "pipeline": cfg.name,
         "fingerprint": fingerprint(cfg),
         "teacher_fingerprint": teacher_fingerprint(cfg),
         "processing_fingerprint": processing_fingerprint(cfg),
-        "version": __version__,
-        "config": cfg.model_dump(mode="json"),
+        **run_record(cfg),
     }
 
 

@@ -2,7 +2,7 @@
 
 Layout of ``DIR``::
 
-    README.md                      dataset card (``configs:`` -> data/train-*.parquet)
+    README.md                      dataset card, rewritten after each run (output.card)
     data/train-<id>.parquet        the dataset: deduplicated rows; the footer is a final commit's
                                    ledger (its seeds' outcomes and the candidate commits it used)
     rejected/rejected-<id>.parquet dropped rows with reason (not part of the train split)
@@ -302,18 +302,9 @@ class OutputStore:
     def _write_card(self) -> None:
         if self.storage.exists("README.md"):
             return
-        text = (
-            "---\nconfigs:\n- config_name: default\n  data_files:\n"
-            "  - split: train\n    path: data/train-*.parquet\n"
-            "- config_name: rejected\n  data_files:\n"
-            "  - split: train\n    path: rejected/rejected-*.parquet\n"
-            "- config_name: verifier\n  data_files:\n"
-            "  - split: train\n    path: verifier/verifier-*.parquet\n---\n\n"
-            "# mathsynth dataset\n\nSynthetic math problems with executed, verified answers, "
-            "written by [mathsynth](https://github.com/mathsynth/mathsynth). `summary.json` "
-            "holds the run's accounting; `rejected/` holds every dropped item with its reason.\n"
-        )
-        self.write_text("README.md", text)
+        from orchestrator.output.card import write_card  # the card reads this store
+
+        write_card(self, plots=False)
 
 
 def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:

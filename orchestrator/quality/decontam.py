@@ -49,7 +49,8 @@ class BenchmarkSource(StrictModel):
     fields: list[str] | None = Field(None, description="item fields; default: the question")
 
     def label(self) -> str:
-        return self.name or self.path
+        """The name in reject details (published with the data): never an absolute path."""
+        return self.name or (Path(self.path).name if Path(self.path).is_absolute() else self.path)
 
 
 class DecontamSettings(StrictModel):

@@ -23,6 +23,8 @@ def test_jsonl_ids_are_content_hashes_and_duplicates_collapse(tmp_path: Path) ->
     assert seeds[0].gold_answer == "5" and seeds[1].gold_answer is None
     again = load_seeds(str(f), SeedConfig())
     assert [s.id for s in seeds] == [s.id for s in again]
+    # rows are published: they carry the file's name, never the local path
+    assert {s.source for s in seeds} == {"s.jsonl"}
 
 
 def test_bad_jsonl_line_is_named(tmp_path: Path) -> None:
