@@ -21,6 +21,7 @@ from orchestrator.core.resources import data_dir
 from orchestrator.engine.driver import run_job
 from orchestrator.output.store import OutputStore
 from orchestrator.quality.filters import QuestionLength
+from orchestrator.teacher.pricing import Price
 from tests.cli.test_cli import cli, run_cli
 from tests.support import s3_server as s3
 from tests.support.configs import make_config
@@ -49,7 +50,9 @@ def test_a_changed_filter_rebuilds_from_the_log_with_zero_requests(
         first = run_job(cfg, seeds, out)
         paid = srv.request_count
         before = rows(out)
-        stricter = with_section(cfg, "filters", min_question_words=14)
+        words = sorted(len(r["question"].split()) for r in rows(out))
+        cut = words[len(words) // 2] + 1  # a filter that drops about half of the rows
+        stricter = with_section(cfg, "filters", min_question_words=cut)
         again = run_job(stricter, seeds, out)
         assert srv.request_count == paid  # everything came from the reply log
         assert again["cache_hits"] == paid and again["requests"] == 0
@@ -60,7 +63,7 @@ def test_a_changed_filter_rebuilds_from_the_log_with_zero_requests(
         assert srv.request_count == paid and copy["requests"] == 0
     assert "rebuilt from the reply log" in again["configuration_change"]
     kept = {r["id"] for r in rows(out)}
-    short = QuestionLength(14)
+    short = QuestionLength(cut)
     expected = {
         r["id"] for r in before if short.filter(Record(id="", question=r["question"])) is None
     }
@@ -159,7 +162,7 @@ def test_max_cost_stops_new_work_and_a_larger_budget_goes_on(tmp_path: Path, see
     out = tmp_path / "out"
     with ScriptedServer(reply=tinygsm_reply) as srv:
         cfg = make_config(srv.base_url)
-        priced = with_section(cfg, "teacher", price={"input_per_m": 1000.0, "output_per_m": 1000.0})
+        priced = with_section(cfg, "teacher", price=Price(input_per_m=1000.0, output_per_m=1000.0))
         one_seed = run_job(priced, seeds[:1], tmp_path / "probe")
         per_seed = one_seed["cost_usd"]
         paid = srv.request_count
@@ -195,6 +198,6 @@ def test_show_prints_the_exact_teacher_reply_behind_a_row(
     code, output = run_cli("show", str(out), "--id", row["id"], "--raw")
     assert code == 0, output
     assert json.loads(output[output.index("{") : output.index("\n}") + 2])["id"] == row["id"]
-    (reply,) = [r for r in replies.values() if normalize_question(row["question"]) in
-                normalize_question(r)]  # fmt: skip
-    assert reply.strip() in output and "finish_reason stop" in output
+    behind = [r for r in replies.values() if normalize_question(row["question"]) in
+              normalize_question(r)]  # fmt: skip
+    assert any(reply.strip() in output for reply in behind) and "finish_reason stop" in output

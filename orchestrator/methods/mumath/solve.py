@@ -94,6 +94,7 @@ class SampleSolutions:
         n = self.cfg.samples_per_question
         record.answer = traj.answer
         record.teacher = record.teacher or traj.model
+        record.reply_ids.extend(k for k in traj.reply_ids if k not in record.reply_ids)
         record.meta.update(
             solution=traj.solution,
             messages=[

@@ -53,6 +53,7 @@ class Trajectory:
     requests: int = 0
     model: str = ""
     turns: list[str] = field(default_factory=list)  # the assistant turns as generated
+    reply_ids: list[str] = field(default_factory=list)  # their keys in the reply log
 
 
 def pending_code(text: str) -> tuple[str, str] | None:
@@ -115,6 +116,8 @@ async def solve(
         traj.requests += 1
         traj.model = completion.model
         traj.turns.append(completion.text)
+        if completion.reply_id is not None:
+            traj.reply_ids.append(completion.reply_id)
         request = pending_code(completion.text) if tools else None
         if request is None:
             final = completion.text.strip()
