@@ -5,18 +5,19 @@ sentences of three random train questions (the last one a question sentence) wit
 redrawn, so bases are distinct but read like GSM8K; ``--dup-rate`` of them get one planted
 near-duplicate later in the stream (one word replaced, punctuation changed, or one number
 changed). Both systems use word 3-grams, the same threshold and 128 permutations (hence the
-same 14x9 bands), keep-first-seen; ours runs as the worker calls it (``NearDedupClient.admit``
-on batches, band shards as Ray actors), datasketch the straightforward way (a ``MinHash`` per
-doc, ``lsh.query`` then ``lsh.insert``). Memory: the band shards' peak RSS and table bytes
+same 14x9 bands), keep-first-seen; ours runs as the finalizer calls it (``NearIndex.admit`` on
+batches, in stream order), datasketch the straightforward way (a ``MinHash`` per doc,
+``lsh.query`` then ``lsh.insert``). Memory: the index's table bytes and this process's peak RSS
 after ``--docs`` distinct rows vs ``--big`` rows that are mostly duplicates of ``--docs``
-distinct ones. Prints ratios measured in one run; asserts nothing.
+distinct ones (each case in a fresh child process). Prints ratios measured in one run; asserts
+nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import multiprocessing
 import os
 import random
 import re
@@ -26,12 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-
-import ray  # noqa: E402
 
 from orchestrator.core.records import Record  # noqa: E402
-from orchestrator.quality.near_dedup import NearDedupClient, NearDedupSettings, start_near_dedup  # noqa: E402
+from orchestrator.quality.near_dedup import NearDedupSettings, NearIndex  # noqa: E402
 
 _SENT = re.compile(r"(?<=[.?!])\s+")
 _NUM = re.compile(r"\d+")
@@ -87,34 +85,16 @@ def scores(dropped: set[str], planted: set[str]) -> str:
     return f"recall={hit / len(planted):.4f} precision={precision:.4f}"
 
 
-async def run_ours(client: NearDedupClient, recs: list[Record], batch: int, inflight: int):
-    queue = [recs[i : i + batch] for i in range(0, len(recs), batch)]
-    verdicts: dict[str, str | None] = {}
-
-    async def lane() -> None:
-        while queue:
-            part = queue.pop(0)
-            for r, v in zip(part, await client.admit(part), strict=True):
-                verdicts[r.id] = v
-
-    await asyncio.gather(*(lane() for _ in range(inflight)))
-    return verdicts
-
-
-def ours(settings: NearDedupSettings, recs: list[Record], batch: int, inflight: int):
-    actors = start_near_dedup(settings)
-    client = NearDedupClient(actors, settings)
-    asyncio.run(client.admit([Record(id="warmup", question="warm up the actors")]))
-    idle = sum(s["peak_rss_bytes"] for s in client.stats())
+def ours(settings: NearDedupSettings, recs: list[Record], batch: int):
+    """Dropped ids, seconds, and the index's stats (entries, table bytes, peak RSS)."""
+    index = NearIndex(settings)
     start = time.perf_counter()
-    verdicts = asyncio.run(run_ours(client, recs, batch, inflight))
-    elapsed = time.perf_counter() - start
-    stats = client.stats()
-    for actor in actors:
-        ray.kill(actor)
-    for s in stats:
-        s["idle_rss_bytes"] = idle / len(stats)
-    return {r for r, v in verdicts.items() if v is not None}, elapsed, stats
+    dropped = set()
+    for lo in range(0, len(recs), batch):
+        part = recs[lo : lo + batch]
+        verdicts = index.admit([r.question for r in part], [r.id for r in part])
+        dropped |= {r.id for r, v in zip(part, verdicts, strict=True) if v is not None}
+    return dropped, time.perf_counter() - start, index.stats()
 
 
 def datasketch_run(recs: list[Record], threshold: float, per_token: bool):
@@ -138,6 +118,11 @@ def datasketch_run(recs: list[Record], threshold: float, per_token: bool):
     return dropped, time.perf_counter() - start, (lsh.b, lsh.r)
 
 
+def _memory_case(settings: NearDedupSettings, recs: list[Record], batch: int, queue) -> None:
+    dropped, elapsed, stats = ours(settings, recs, batch)
+    queue.put((len(dropped), elapsed, stats))
+
+
 def memory(settings: NearDedupSettings, data: Path, distinct: int, total: int, batch: int):
     small, _ = corpus(data, distinct, 0.0, seed=1)
     rng = random.Random(2)
@@ -147,21 +132,22 @@ def memory(settings: NearDedupSettings, data: Path, distinct: int, total: int, b
         big.append(Record(id=f"x{i:08d}", question=src if rng.random() < 0.5 else edit(src, rng)))
     rng.shuffle(big)
     out = []
+    ctx = multiprocessing.get_context("fork")  # a fresh process per case: its own peak RSS
     for recs in (small, big):
-        dropped, elapsed, stats = ours(settings, recs, batch, 2)
-        rss = sum(s["peak_rss_bytes"] for s in stats) / 2**20
-        idle = sum(s["idle_rss_bytes"] for s in stats) / 2**20
-        table = sum(s["table_bytes"] for s in stats) / 2**20
-        entries = sum(s["entries"] for s in stats)
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_memory_case, args=(settings, recs, batch, queue))
+        proc.start()
+        dropped, elapsed, stats = queue.get()
+        proc.join()
+        rss, table = stats["peak_rss_bytes"] / 2**20, stats["table_bytes"] / 2**20
         print(
-            f"memory rows={len(recs)} kept={len(recs) - len(dropped)} entries={entries} "
-            f"shard_peak_rss={rss:.1f}MiB (idle {idle:.1f}MiB) tables={table:.1f}MiB ({len(recs) / elapsed:.0f} docs/s)",
+            f"memory rows={len(recs)} kept={len(recs) - dropped} entries={stats['entries']} "
+            f"peak_rss={rss:.1f}MiB tables={table:.1f}MiB ({len(recs) / elapsed:.0f} docs/s)",
             flush=True,
         )
-        out.append((rss, table, rss - idle))
+        out.append((rss, table))
     print(f"memory ratio {total}/{distinct} rows: peak_rss x{out[1][0] / out[0][0]:.2f} "
-          f"(above idle x{out[1][2] / out[0][2]:.2f}) tables x{out[1][1] / out[0][1]:.2f} "
-          f"(input x{total / distinct:.0f})")  # fmt: skip
+          f"tables x{out[1][1] / out[0][1]:.2f} (input x{total / distinct:.0f})")  # fmt: skip
 
 
 def main() -> None:
@@ -171,20 +157,16 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=100_000)
     ap.add_argument("--dup-rate", type=float, default=0.1)
     ap.add_argument("--batch", type=int, default=1000)
-    ap.add_argument("--inflight", type=int, default=2, help="admit calls in flight")
-    ap.add_argument("--shards", type=int, default=2)
     ap.add_argument("--threshold", type=float, default=0.7)
     ap.add_argument("--big", type=int, default=1_000_000, help="rows for the memory case")
     ap.add_argument("--skip-memory", action="store_true")
     args = ap.parse_args()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             logging_level="WARNING", log_to_driver=False)  # fmt: skip
-    settings = NearDedupSettings(enabled=True, threshold=args.threshold, shards=args.shards)
+    settings = NearDedupSettings(enabled=True, threshold=args.threshold)
     recs, planted = corpus(args.data, args.docs, args.dup_rate)
     print(f"corpus docs={len(recs)} planted={len(planted)} bands x rows={settings.band_params()}")
-    dropped, elapsed, _ = ours(settings, recs, args.batch, args.inflight)
+    dropped, elapsed, _ = ours(settings, recs, args.batch)
     our_rate = len(recs) / elapsed
-    print(f"ours (rensa + {args.shards} band actors, batch={args.batch}, inflight={args.inflight}): "
+    print(f"ours (rensa + NearIndex, batch={args.batch}): "
           f"{our_rate:.0f} docs/s {scores(dropped, planted)}", flush=True)  # fmt: skip
     ds_dropped, ds_elapsed, br = datasketch_run(recs, args.threshold, per_token=False)
     ds_rate = len(recs) / ds_elapsed
@@ -198,7 +180,6 @@ def main() -> None:
           f"x{our_rate / tok_rate:.1f} (per-token update)")  # fmt: skip
     if not args.skip_memory:
         memory(settings, args.data, args.docs, args.big, args.batch)
-    ray.shutdown()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Output-store cost per backend: ``write_commit`` (rejected file + data shard, the commit
-point) and ``read_ledger`` (the resume scan: list, read every footer and the id/question
-columns) on a local directory and on an S3-compatible server on loopback (moto, through s3fs).
+"""Output-store cost per backend: a worker's candidate commit (``write_candidates``: rejected
+file + candidate file) followed by the finalizer's final commit (``write_final``: data shard,
+the commit point) and the removal of the used-up candidate, and ``read_ledger`` (the resume
+scan: list, read every footer and the id/question columns) on a local directory and on an S3-compatible server on loopback (moto, through s3fs).
 Prints ms per commit, ms per resume scan and the S3/local ratios from one run; asserts nothing.
 Loopback moto has no network latency and a slower server than real S3: the ratio shows the
 client-side cost of the object-store path (serialising to memory, one PUT, listings), not what
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.core.records import Record  # noqa: E402
-from orchestrator.output.store import Commit, OutputStore  # noqa: E402
+from orchestrator.output.store import Commit, FinalCommit, OutputStore  # noqa: E402
 
 
 def commits(n: int, rows: int) -> list[Commit]:
@@ -40,7 +41,9 @@ def measure(location: str, batch: list[Commit]) -> tuple[float, float]:
     store.prepare()
     start = time.perf_counter()
     for commit in batch:
-        store.write_commit(commit)
+        cid, rows = store.write_candidates(commit)
+        store.write_final(FinalCommit(seeds=commit.seeds, rows=rows, candidates=[cid]))
+        store.remove_candidates([cid])
     write_ms = (time.perf_counter() - start) * 1000 / len(batch)
     start = time.perf_counter()
     ledger = OutputStore(location).read_ledger()

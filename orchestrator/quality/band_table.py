@@ -6,8 +6,8 @@ so an entry costs ~24-48 bytes, against ~100+ for a Python dict of ints. ``IdPoo
 member ids as one fixed-width bytes array (as wide as the longest id seen; 16 bytes for this
 project's content hashes), so holders can be compared with callers' ids without Python loops.
 
-Released entries (a tentative claim given back) keep their key with value ``RELEASED`` until
-the next rebuild, which drops them and compacts the id pool; memory follows live entries.
+Entries are never removed (a dropped row never inserts its keys), so memory follows the rows
+admitted.
 Key 0 is reserved for empty slots (``minhash.band_keys`` never yields it). This module has no
 notion of bands, records or Ray: ``near_dedup.NearIndex`` gives the entries their meaning.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-RELEASED = -2
 ABSENT = -1
 
 
@@ -61,7 +60,6 @@ class BandTable:
         self.keys = np.zeros(capacity, dtype=np.uint64)
         self.vals = np.full(capacity, ABSENT, dtype=np.int32)
         self.mask = np.uint64(capacity - 1)
-        self.used = 0  # occupied slots, released ones included
 
     def find(self, keys: np.ndarray) -> np.ndarray:
         """Slot of each key, or -1 where the key is not in the table."""
@@ -78,38 +76,16 @@ class BandTable:
             pos[todo] = (p[more] + 1) & int(self.mask)
         return found
 
-    def holders(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(slot or -1, member index or ABSENT) per key; released entries read as ABSENT."""
+    def holders(self, keys: np.ndarray) -> np.ndarray:
+        """The member index holding each key, or ``ABSENT``."""
         slots = self.find(keys)
-        vals = np.where(slots >= 0, self.vals[np.maximum(slots, 0)], ABSENT)
-        vals[vals == RELEASED] = ABSENT
-        return slots, vals
+        return np.where(slots >= 0, self.vals[np.maximum(slots, 0)], ABSENT)
 
-    def same_id(self, members: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """Whether pool entry ``members[i]`` equals ``ids[i]`` (members must be ≥ 0)."""
-        return self.pool.ids[members] == ids.astype(self.pool.ids.dtype)
-
-    def put(self, keys: np.ndarray, ids: np.ndarray, slots: np.ndarray) -> None:
-        """Store ``keys[i] → ids[i]``; ``slots`` from ``find`` (reused when ≥ 0). Keys must be
-        distinct; a present key is overwritten (callers only do that for released ones)."""
-        old = slots >= 0
-        if old.any():  # released slots come back to life (before a rebuild moves them)
-            self.vals[slots[old]] = self._members(ids[old])
-            self.live += int(old.sum())
-        new = ~old
-        self._grow(int(new.sum()))
-        self._place(keys[new], self._members(ids[new]))
-
-    def _members(self, ids: np.ndarray) -> np.ndarray:
-        """Pool indices for ``ids``, adding each distinct id once."""
-        uniq, inverse = np.unique(ids, return_inverse=True)
-        return self.pool.add(uniq)[inverse]
-
-    def release(self, slots: np.ndarray) -> None:
-        slots = np.unique(slots[slots >= 0])
-        slots = slots[self.vals[slots] >= 0]
-        self.vals[slots] = RELEASED
-        self.live -= len(slots)
+    def put(self, keys: np.ndarray, ids: np.ndarray) -> None:
+        """Store ``keys[i] → ids[i]`` for keys not in the table (distinct)."""
+        self._grow(len(keys))
+        uniq, inverse = np.unique(ids, return_inverse=True)  # each distinct id pooled once
+        self._place(keys, self.pool.add(uniq)[inverse])
 
     def _place(self, keys: np.ndarray, members: np.ndarray) -> None:
         pos = (keys & self.mask).astype(np.int64)
@@ -126,27 +102,20 @@ class BandTable:
             placed[win] = True
             todo = todo[~placed[todo]]
             pos[todo] = (pos[todo] + 1) & int(self.mask)
-        self.used += len(keys)
         self.live += len(keys)
 
     def _grow(self, incoming: int) -> None:
-        """Rebuild before the load would pass 1/2: bigger if live entries need it, else the
-        same size without the released entries. The id pool is compacted too."""
-        if 2 * (self.used + incoming) <= len(self.keys):
+        """Rebuild at twice the size (or more) before the load would pass 1/2."""
+        if 2 * (self.live + incoming) <= len(self.keys):
             return
         capacity = len(self.keys)
         while 3 * (self.live + incoming) > capacity:
             capacity *= 2
-        live = self.vals >= 0
-        keys, members = self.keys[live], self.vals[live]
-        uniq, inverse = np.unique(members, return_inverse=True)
-        pool = IdPool(max(1024, 2 * len(uniq)))
-        pool.ids = pool.ids.astype(self.pool.ids.dtype)
-        pool.add(self.pool.ids[uniq])
-        self.pool = pool
+        used = self.vals >= 0
+        keys, members = self.keys[used], self.vals[used]
         self._alloc(capacity)
         self.live = 0
-        self._place(keys, inverse.astype(np.int32))
+        self._place(keys, members)
 
     def nbytes(self) -> int:
         return int(self.keys.nbytes + self.vals.nbytes) + self.pool.nbytes()

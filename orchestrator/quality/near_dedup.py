@@ -103,7 +103,7 @@ class NearIndex:
         keys = self.keys(texts)
         n, k = keys.shape
         flat, row = keys.reshape(-1), np.repeat(np.arange(n), k)
-        slots, members = self.table.holders(flat)
+        members = self.table.holders(flat)
         verdict: list[str | None] = [None] * n
         hit = np.flatnonzero(members >= 0)
         dup_rows, first = np.unique(row[hit], return_index=True)
@@ -115,8 +115,7 @@ class NearIndex:
         self._within_batch(flat, row, ids, verdict, alive)
         need = alive[row]
         new_keys, pick = np.unique(flat[need], return_index=True)
-        enc = encode_ids(list(ids))
-        self.table.put(new_keys, enc[row[need][pick]], slots[need][pick])
+        self.table.put(new_keys, encode_ids(list(ids))[row[need][pick]])
         return verdict
 
     @staticmethod
@@ -162,11 +161,10 @@ class NearIndex:
         keys = self.keys([text for text, _ in batch])
         n, k = keys.shape
         flat, row = keys.reshape(-1), np.repeat(np.arange(n), k)
-        slots, members = self.table.holders(flat)
-        need = members < 0
+        need = self.table.holders(flat) < 0
         new_keys, pick = np.unique(flat[need], return_index=True)
         ids = encode_ids([rid for _, rid in batch])
-        self.table.put(new_keys, ids[row[need][pick]], slots[need][pick])
+        self.table.put(new_keys, ids[row[need][pick]])
 
     def stats(self) -> dict[str, Any]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
