@@ -118,31 +118,41 @@ def datasketch_run(recs: list[Record], threshold: float, per_token: bool):
     return dropped, time.perf_counter() - start, (lsh.b, lsh.r)
 
 
-def _memory_case(settings: NearDedupSettings, recs: list[Record], batch: int, queue) -> None:
-    dropped, elapsed, stats = ours(settings, recs, batch)
-    queue.put((len(dropped), elapsed, stats))
-
-
-def memory(settings: NearDedupSettings, data: Path, distinct: int, total: int, batch: int):
+def memory_corpus(data: Path, distinct: int, total: int) -> list[Record]:
+    """``distinct`` rows, then ``total - distinct`` copies or edits of them, shuffled."""
     small, _ = corpus(data, distinct, 0.0, seed=1)
+    if total <= distinct:
+        return small
     rng = random.Random(2)
     big = list(small)
     for i in range(total - distinct):
         src = rng.choice(small).question
         big.append(Record(id=f"x{i:08d}", question=src if rng.random() < 0.5 else edit(src, rng)))
     rng.shuffle(big)
+    return big
+
+
+def _memory_case(settings: NearDedupSettings, data: Path, distinct: int, total: int,
+                 batch: int, queue) -> None:  # fmt: skip
+    recs = memory_corpus(data, distinct, total)
+    dropped, elapsed, stats = ours(settings, recs, batch)
+    queue.put((len(recs), len(dropped), elapsed, stats))
+
+
+def memory(settings: NearDedupSettings, data: Path, distinct: int, total: int, batch: int):
     out = []
-    ctx = multiprocessing.get_context("fork")  # a fresh process per case: its own peak RSS
-    for recs in (small, big):
+    ctx = multiprocessing.get_context("spawn")  # a fresh process per case: its own peak RSS
+    for rows in (distinct, total):
         queue = ctx.Queue()
-        proc = ctx.Process(target=_memory_case, args=(settings, recs, batch, queue))
+        args = (settings, data, distinct, rows, batch, queue)
+        proc = ctx.Process(target=_memory_case, args=args)
         proc.start()
-        dropped, elapsed, stats = queue.get()
+        n, dropped, elapsed, stats = queue.get()
         proc.join()
         rss, table = stats["peak_rss_bytes"] / 2**20, stats["table_bytes"] / 2**20
         print(
-            f"memory rows={len(recs)} kept={len(recs) - dropped} entries={stats['entries']} "
-            f"peak_rss={rss:.1f}MiB tables={table:.1f}MiB ({len(recs) / elapsed:.0f} docs/s)",
+            f"memory rows={n} kept={n - dropped} entries={stats['entries']} "
+            f"peak_rss={rss:.1f}MiB tables={table:.1f}MiB ({n / elapsed:.0f} docs/s)",
             flush=True,
         )
         out.append((rss, table))
