@@ -53,6 +53,8 @@ from orchestrator.telemetry.job_report import (
 )
 from orchestrator.telemetry.metrics import start_hub
 from orchestrator.telemetry.progress import ProgressFile
+from orchestrator.telemetry.ray_output import quiet_private_start
+from orchestrator.telemetry.startup import StartupFn, no_startup
 
 
 class FatalRunError(RuntimeError):
@@ -99,10 +101,11 @@ def ensure_ray(num_cpus: int | None = None) -> bool:
     else:
         # address="local": a private Ray, never a cluster some other process started here
         # (RAY_ADDRESS=auto joins that one; Ray Jobs set RAY_ADDRESS for their drivers).
-        ray.init(
-            address="local", num_cpus=num_cpus, include_dashboard=False,
-            _node_ip_address="127.0.0.1", **kwargs,
-        )  # fmt: skip
+        with quiet_private_start():  # Ray warnings a user cannot act on (ray_output.py)
+            ray.init(
+                address="local", num_cpus=num_cpus, include_dashboard=False,
+                _node_ip_address="127.0.0.1", **kwargs,
+            )  # fmt: skip
     # ray.init makes SIGTERM a sys.exit; keep the caller's handler (the CLI stops like Ctrl-C
     # on it, which is what `ray job stop` sends a job's driver).
     if callable(on_sigterm) and threading.current_thread() is threading.main_thread():
@@ -124,12 +127,15 @@ def run_job(
     allow_config_change: bool = False,
     poll_s: float = 0.5,
     telemetry: bool = True,
+    on_startup: StartupFn = no_startup,
 ) -> dict[str, Any]:
     """Run the pipeline over ``seeds`` into ``out_dir``; returns (and writes) the summary.
 
     ``telemetry``: export counters to ``ray.util.metrics``, keep ``_mathsynth/progress.json``
-    and per-actor state for ``mathsynth watch`` (off only to measure its overhead)."""
+    and per-actor state for ``mathsynth watch`` (off only to measure its overhead).
+    ``on_startup(step)``: each start-up step as it begins (until the first ``on_progress``)."""
     started = time.time()
+    on_startup("reading the output directory")
     store = OutputStore(out_dir)
     store.prepare()
     store.cleanup()
@@ -140,18 +146,26 @@ def run_job(
     chunks = _chunks(pending, run.commit_every_seeds)
     state = JobState(len(seeds), len(seeds) - len(pending), len(chunks))
 
+    joins = ray.is_initialized() or bool(os.environ.get("RAY_ADDRESS"))
+    on_startup("connecting to Ray" if joins else "starting Ray")
     started_ray = ensure_ray()
+    if cfg.teacher is not None and cfg.teacher.kind == "vllm":
+        on_startup("starting the teacher replicas")
     teacher_pool = _start_teacher_pool(cfg, started_ray)  # kind vllm: replicas before workers
     seen = ledger.questions + [q for d in cfg.dedup.against for q in _earlier_rows(d)]
+    on_startup(f"loading {len(seen)} earlier questions into dedup")
     pinned = on_driver_node()  # job state lives with the driver (orchestrator.engine.placement)
     dedup = [ExactDedup.options(**pinned).remote() for _ in range(run.dedup_actors)]
     DedupClient(dedup).preload(seen)
     near = start_near_dedup(cfg.dedup.near, pinned) if cfg.dedup.near.enabled else []
     if near:
         NearDedupClient(near, cfg.dedup.near).preload(seen)
+    if cfg.decontamination.enabled:
+        on_startup("building the decontamination index")
     contamination = (
         ray.put(build_index(cfg.decontamination)) if cfg.decontamination.enabled else None
     )
+    on_startup("starting the job's actors")
     try:  # named per output dir: ``mathsynth watch`` and other drivers find it
         metrics = start_hub(store.url, export=telemetry, options=pinned)
     except ValueError as err:
