@@ -42,6 +42,9 @@ def submit(
     """Run `mathsynth run ARGS` as a Ray job on a cluster and follow it (Ctrl-C stops it)."""
     from orchestrator.cluster.jobs_api import JobsAPIError
     from orchestrator.cluster.submit import SubmitOptions, submit_job
+    from orchestrator.telemetry.ray_output import plain_streams
+
+    plain_streams()  # the job's log lines without colour codes when not a terminal
 
     opts = SubmitOptions(run_args, address, working_dir or None, pip, env_var, submission_id,
                          watch=not no_watch, wait_s=wait)  # fmt: skip

@@ -24,8 +24,8 @@ and writes to ``<out>/_mathsynth/progress.json`` / prints with ``--json``:
 (tokens/s, ETA, sandbox busy share, the sparkline history), computed by
 ``orchestrator.telemetry.progress``. At any size every line fits the width (cut, never wrapped)
 and the panel fits the height: low-priority sections are made compact, then dropped (recent
-rows; actors, replicas to one line each, then gone), and on a wide terminal the actor and
-replica tables sit side by side. This module keeps no state, reads no files and never talks to
+rows; actors, replicas to one line each, then gone; a table too wide to show whole is one line
+from the start), and on a wide terminal the actor and replica tables sit side by side. This module keeps no state, reads no files and never talks to
 Ray.
 """
 
@@ -34,7 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.segment import Segment
 from rich.table import Table
@@ -74,8 +75,7 @@ class Dashboard:
         width = options.max_width
         height = options.height or options.max_height
         inner = options.update(width=max(1, width - 4), height=None)  # border + padding
-        parts = fit(sections(self.view, self.rates, inner.max_width), console, inner, height - 2)
-        lines = console.render_lines(Group(*parts), inner, pad=False)
+        lines = fit(sections(self.view, self.rates, inner.max_width), console, inner, height - 2)
         if len(lines) > height - 2:  # still too tall (a long funnel in a tiny terminal): cut it
             more = len(lines) - (height - 3)
             note = Text(f"… {more} more lines: enlarge the terminal", style="dim", no_wrap=True)
@@ -99,21 +99,35 @@ class _Lines:
 
 def fit(
     parts: list[Section], console: Console, options: ConsoleOptions, height: int
-) -> list[RenderableType]:
-    """The sections' forms that fit ``height`` lines (see ``SHRINK``)."""
+) -> list[list[Segment]]:
+    """The lines of the sections' forms that fit ``height`` (see ``SHRINK``); an actor or
+    replica table too wide to show whole is its one-line form from the start. Each form is
+    rendered once."""
     forms: dict[str, RenderableType | None] = {s.name: s.full for s in parts}
     by_name = {s.name: s for s in parts}
-    sizes: dict[int, int] = {}
+    for name in ("actors", "replicas"):
+        section = by_name.get(name)
+        if section is not None and section.compact is not None:
+            natural = Measurement.get(console, options.update_width(10_000), section.full)
+            if natural.maximum > options.max_width:
+                forms[name] = section.compact
+    pair = _side_by_side(forms, options.max_width)
+    rendered: dict[int, tuple[RenderableType, list[list[Segment]]]] = {}  # (kept alive: ids)
 
-    def lines(renderable: RenderableType | None) -> int:
-        if renderable is None:
-            return 0
-        if id(renderable) not in sizes:
-            sizes[id(renderable)] = len(console.render_lines(renderable, options, pad=False))
-        return sizes[id(renderable)]
+    def lines(renderable: RenderableType) -> list[list[Segment]]:
+        if id(renderable) not in rendered:
+            drawn = console.render_lines(renderable, options, pad=False)
+            rendered[id(renderable)] = (renderable, drawn)
+        return rendered[id(renderable)][1]
+
+    def arranged() -> list[RenderableType]:
+        chosen = [r for r in forms.values() if r is not None]
+        if pair is not None and pair[0] is forms.get("actors") and pair[1] is forms.get("replicas"):
+            return [pair[2] if r is pair[1] else r for r in chosen if r is not pair[0]]
+        return chosen
 
     steps = iter(SHRINK)
-    while sum(lines(r) for r in _arranged(forms, options.max_width)) > height:
+    while sum(len(lines(r)) for r in arranged()) > height:
         step = next(steps, None)
         if step is None:
             break
@@ -124,18 +138,21 @@ def fit(
             forms[name] = None
         elif how == "compact" and by_name[name].compact is not None and forms[name] is not None:
             forms[name] = by_name[name].compact
-    return _arranged(forms, options.max_width)
+    return [line for r in arranged() for line in lines(r)]
 
 
-def _arranged(forms: dict[str, RenderableType | None], width: int) -> list[RenderableType]:
-    """The chosen forms in order; full actor and replica tables side by side when wide."""
-    chosen = [r for r in forms.values() if r is not None]
+def _side_by_side(
+    forms: dict[str, RenderableType | None], width: int
+) -> tuple[RenderableType, RenderableType, Table] | None:
+    """(actors, replicas, both in one grid) when both are full tables and the panel is wide."""
     actors, replicas = forms.get("actors"), forms.get("replicas")
-    if width >= SIDE_BY_SIDE_WIDTH and isinstance(actors, Table) and isinstance(replicas, Table):
-        pair = Table.grid(padding=(0, 2))
-        pair.add_row(actors, replicas)
-        chosen = [pair if r is replicas else r for r in chosen if r is not actors]
-    return chosen
+    if width < SIDE_BY_SIDE_WIDTH or not isinstance(actors, Table):
+        return None
+    if not isinstance(replicas, Table):
+        return None
+    grid = Table.grid(padding=(0, 2))
+    grid.add_row(actors, replicas)
+    return actors, replicas, grid
 
 
 def title(view: dict[str, Any]) -> str:

@@ -157,10 +157,15 @@ class ProgressDisplay:
     def __enter__(self) -> ProgressDisplay:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         if self.live is not None:
             self.live.__exit__(None, None, None)
             self.live = None
+        if exc_type is not None and self.last_view is None and self.startup is not None:
+            # the (transient) start-up list is gone: say where it stopped
+            step = self.startup.steps[-1][0] if self.startup.steps else "?"
+            if self.mode != "json":
+                self.note(f"[start] stopped during {step} after {self.startup.elapsed():.1f}s")
 
     def step(self, name: str) -> None:
         """A start-up step begins (the previous one ends)."""

@@ -52,14 +52,20 @@ def watch(*args: str, timeout: float = 120, **extra: str) -> subprocess.Complete
     return done
 
 
-def test_watch_output_dir_follows_the_progress_file(tmp_path: Path) -> None:
-    store = OutputStore(tmp_path / "out")
-    progress = ProgressFile(store, every_s=0)
+def watching(out: Path) -> tuple[ProgressFile, subprocess.Popen[str]]:
+    """A progress file with a first view in it, and ``mathsynth watch OUT --json`` on it."""
+    progress = ProgressFile(OutputStore(out), every_s=0)
     progress.update(view())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "watch", str(tmp_path / "out"), "--json"],
+        [sys.executable, "-m", "orchestrator", "watch", str(out), "--json"],
         cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    assert proc.stdout is not None
+    return progress, proc
+
+
+def test_watch_output_dir_follows_the_progress_file(tmp_path: Path) -> None:
+    progress, proc = watching(tmp_path / "out")
     assert proc.stdout is not None
     try:
         first = json.loads(proc.stdout.readline())
@@ -80,13 +86,7 @@ def test_watch_output_dir_follows_the_progress_file(tmp_path: Path) -> None:
 def test_watch_output_dir_shows_every_version_of_the_file(tmp_path: Path) -> None:
     """A view written is shown on watch's next poll (0.5 s): versions 0.9 s apart are all
     shown, in order (a 1 s poll, or a display throttle on top of it, skips some)."""
-    store = OutputStore(tmp_path / "out")
-    progress = ProgressFile(store, every_s=0)
-    progress.update(view())
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "watch", str(tmp_path / "out"), "--json"],
-        cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    progress, proc = watching(tmp_path / "out")
     assert proc.stdout is not None
     try:
         json.loads(proc.stdout.readline())  # watch is up and has shown the first version

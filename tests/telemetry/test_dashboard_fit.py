@@ -113,3 +113,9 @@ def test_a_terminal_too_small_for_the_funnel_says_so() -> None:
     lines = draw(big_view(), 60, 14)
     assert len(lines) <= 14
     assert any("more lines: enlarge the terminal" in line for line in lines), "\n".join(lines)
+
+
+def test_an_actor_table_too_wide_for_the_terminal_is_one_line() -> None:
+    text = "\n".join(draw(view(), 80, 60))  # room enough in height, not in width
+    assert "nodes and actors" not in text and "actors 1 alive, 1 restarting" in text
+    assert "nodes and actors" in "\n".join(draw(view(), 100, 60))

@@ -211,6 +211,18 @@ def test_plain_lines_when_not_a_terminal_one_per_event_timestamped_unwrapped() -
     assert "\x1b" not in out.getvalue()
 
 
+def test_a_start_up_that_fails_says_where() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=False)
+    try:
+        with ProgressDisplay(console) as display:
+            display.step("starting Ray")
+            raise RuntimeError("no Ray")
+    except RuntimeError:
+        pass
+    assert "[start] stopped during starting Ray after 0.0s" in out.getvalue()
+
+
 def test_json_events_one_per_line_throttled_final_always() -> None:
     stream = io.StringIO()
     display = ProgressDisplay(Console(file=io.StringIO()), mode="json", stream=stream)
