@@ -215,13 +215,14 @@ class ProgressDisplay:
             self.note(self.startup.summary())
 
     def note(self, text: str, when: float | None = None) -> None:
-        """One line, never wrapped: in plain mode after an ISO timestamp (``when``: now) and
-        whole, on a terminal cut to its width."""
+        """One line, never wrapped: in plain mode after an ISO timestamp (``when``: now);
+        whole where the output is not a terminal, cut to its width on one."""
         if self.mode == "plain":
             text = f"{iso(time.time() if when is None else float(when))} {text}"
-            self.console.print(text, highlight=False, markup=False, soft_wrap=True)
-        else:
+        if self.console.is_terminal:
             self.console.print(Text(text, no_wrap=True, overflow="ellipsis"), highlight=False)
+        else:
+            self.console.print(text, highlight=False, markup=False, soft_wrap=True)
 
     def emit(self, event: dict[str, Any]) -> None:
         self.stream.write(dumps(event) + "\n")
