@@ -19,7 +19,7 @@ import typer
 
 from orchestrator.cli.cluster import submit, watch
 from orchestrator.cli.data import mix, pipelines, push, show, stats
-from orchestrator.cli.output import console, fail, out, print_summary
+from orchestrator.cli.output import console, fail, out, print_run_summary, print_summary
 from orchestrator.core.config import (
     ConfigError,
     PipelineConfig,
@@ -82,32 +82,41 @@ def _run(
     from orchestrator.engine.driver import run_job
     from orchestrator.teacher.local_cpu import LocalCPUTeacher
     from orchestrator.telemetry.progress import ProgressDisplay
+    from orchestrator.telemetry.startup import no_startup
 
-    seeds = resolve_seeds(cfg, seeds_spec)
-    api_key = os.environ.get(cfg.teacher.api_key_env) if cfg.teacher else None
     with contextlib.ExitStack() as stack:
-        if builtin and cfg.teacher is not None:
-            console.print("starting the built-in CPU teacher (SmolLM2-135M via llama.cpp)...")
-            local = stack.enter_context(LocalCPUTeacher())
-            cfg = cfg.model_copy(
-                update={"teacher": cfg.teacher.model_copy(
-                    update={"base_url": local.base_url, "model": local.model})}
-            )  # fmt: skip
-        console.print(
-            f"[bold]{cfg.name}[/]: {len(seeds)} seeds -> {out_dir} "
-            f"(teacher {cfg.teacher.model if cfg.teacher else 'none'}, {cfg.run.workers} workers x "
-            f"{cfg.run.concurrency} in flight)", highlight=False,
-        )  # fmt: skip
         mode = "json" if json_events else "auto"  # --json: one progress event per line
         display = (
             stack.enter_context(ProgressDisplay(console, mode=mode))
             if progress or json_events
             else None
         )
+        step = display.step if display is not None else no_startup  # start-up, as it goes
+        step("loading seeds")
+        seeds = resolve_seeds(cfg, seeds_spec)
+        api_key = os.environ.get(cfg.teacher.api_key_env) if cfg.teacher else None
+        if builtin and cfg.teacher is not None:
+            step("starting the built-in CPU teacher (SmolLM2-135M via llama.cpp)")
+            if display is None:
+                console.print("starting the built-in CPU teacher (SmolLM2-135M via llama.cpp)...")
+            local = stack.enter_context(LocalCPUTeacher())
+            cfg = cfg.model_copy(
+                update={"teacher": cfg.teacher.model_copy(
+                    update={"base_url": local.base_url, "model": local.model})}
+            )  # fmt: skip
+        headline = (
+            f"{cfg.name}: {len(seeds)} seeds -> {out_dir} (teacher "
+            f"{cfg.teacher.model if cfg.teacher else 'none'}, {cfg.run.workers} workers x "
+            f"{cfg.run.concurrency} in flight)"
+        )
+        if display is not None:
+            display.note(headline)  # timestamped like every line when not a terminal
+        else:
+            console.print(headline, highlight=False, markup=False, soft_wrap=True)
         summary = run_job(
             cfg, seeds, out_dir, api_key=api_key,
             on_progress=display.update if display else None,
-            allow_config_change=allow_config_change,
+            allow_config_change=allow_config_change, on_startup=step,
         )  # fmt: skip
         if display is not None:
             display.finish(summary)
@@ -148,9 +157,11 @@ def _execute(pipeline: str, overrides: dict[str, Any], seeds: str | None, out_di
     from orchestrator.output.storage import StorageError
     from orchestrator.output.store import OutputStore
     from orchestrator.teacher.local_cpu import LocalTeacherError
+    from orchestrator.telemetry.ray_output import plain_streams
 
     # `ray job stop` sends SIGTERM: stop like Ctrl-C, so workers commit what they finished.
     signal.signal(signal.SIGTERM, _interrupt)
+    plain_streams()  # no colour codes from Ray in logs that are not a terminal
     try:
         unseal_environ()  # secrets sent sealed by `mathsynth submit` (sealed_env.py)
         # --seeds becomes seeds.path, so the resolved config (run.json, the card) names them
@@ -168,7 +179,7 @@ def _execute(pipeline: str, overrides: dict[str, Any], seeds: str | None, out_di
         console.print(f"interrupted: committed work is in {out_dir}; run again to resume")
         raise typer.Exit(130) from None
     if not json_events:  # --json: the summary was the last event
-        print_summary(summary)
+        print_run_summary(summary)
     if summary.get("stopped"):  # e.g. --max-cost: seeds are left for a later run
         console.print(summary["stopped"], highlight=False)
         raise typer.Exit(3)

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.output import console, fail, print_summary
+from orchestrator.cli.output import console, fail, print_run_summary
 
 __all__ = ["submit", "watch"]
 
@@ -42,6 +42,9 @@ def submit(
     """Run `mathsynth run ARGS` as a Ray job on a cluster and follow it (Ctrl-C stops it)."""
     from orchestrator.cluster.jobs_api import JobsAPIError
     from orchestrator.cluster.submit import SubmitOptions, submit_job
+    from orchestrator.telemetry.ray_output import plain_streams
+
+    plain_streams()  # the job's log lines without colour codes when not a terminal
 
     opts = SubmitOptions(run_args, address, working_dir or None, pip, env_var, submission_id,
                          watch=not no_watch, wait_s=wait)  # fmt: skip
@@ -62,11 +65,13 @@ def watch(
     """Follow a running job live (the same view `run` shows); exits when the job ends."""
     from orchestrator.cluster.jobs_api import JobsAPIError
     from orchestrator.cluster.watch import watch_target
+    from orchestrator.telemetry.ray_output import plain_streams
 
+    plain_streams()  # a job's log lines re-printed without colour codes when not a terminal
     try:
         code, summary = watch_target(target, address, json_events, console)
     except JobsAPIError as err:
         raise fail(str(err)) from None
     if summary is not None and not json_events:
-        print_summary(summary)
+        print_run_summary(summary)
     raise typer.Exit(code)

@@ -2,8 +2,9 @@
 ``cli_cluster``).
 
 It holds the two rich consoles (``console``: status and errors on stderr; ``out``: results on
-stdout), ``fail`` (print an error, give the ``typer.Exit`` to raise) and ``print_summary`` (a
-key/value dict as a table). It defines no command and reads no config; the commands and the
+stdout), ``fail`` (print an error, give the ``typer.Exit`` to raise), ``print_summary`` (a
+key/value dict as a table) and ``print_run_summary`` (a run's summary, grouped for people:
+``orchestrator.telemetry.summary_table``). It defines no command and reads no config; the commands and the
 typer app live in ``orchestrator.cli.app``.
 """
 
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["console", "fail", "out", "print_summary"]
+__all__ = ["console", "fail", "out", "print_run_summary", "print_summary"]
 
 console = Console(stderr=True)
 out = Console()
@@ -42,3 +43,10 @@ def print_summary(summary: dict[str, Any], title: str = "run summary") -> None:
             value = int(value)
         table.add_row(key, str(value))
     out.print(table)
+
+
+def print_run_summary(summary: dict[str, Any]) -> None:
+    """A run's summary (``summary.json``) as a grouped table on stdout."""
+    from orchestrator.telemetry.summary_table import summary_table
+
+    out.print(summary_table(summary))

@@ -10,6 +10,11 @@ Two sources of progress views (``orchestrator.telemetry.dashboard`` documents th
   ``ray.job_submission.JobSubmissionClient`` and renders the events (other log lines are shown
   as they are, or dropped with ``--json``).
 
+Both draw with the same ``ProgressDisplay`` and panel as ``mathsynth run``. Every new view is
+drawn as it is read (no throttle of its own on top of the poll), the file is polled every
+``poll_s`` (0.5 s, the driver's own poll), and a job's log lines are re-printed without ANSI
+colour codes when the output is not a terminal.
+
 Token authentication (``RAY_AUTH_MODE=token``): ``orchestrator.cluster.jobs_api.connect`` finds the
 token where Ray does and says whether it is missing (401) or rejected (403). Watching ends when the job does (exit code 0 when it
 finished, 1 when it failed or was stopped, 130 when it was interrupted). It never starts,
@@ -28,7 +33,9 @@ from typing import Any
 from rich.console import Console
 
 from orchestrator.cluster.jobs_api import JobsAPIError, connect
+from orchestrator.telemetry.events import EventSchemaError, parse_event
 from orchestrator.telemetry.progress import PROGRESS_FILE, ProgressDisplay
+from orchestrator.telemetry.ray_output import strip_ansi
 
 STALE_S = 30.0
 EXIT_CODES = {"finished": 0, "failed": 1, "interrupted": 130}
@@ -39,10 +46,13 @@ class WatchError(JobsAPIError):
 
 
 def watch_target(
-    target: str, address: str | None, json_events: bool, console: Console, poll_s: float = 1.0
+    target: str, address: str | None, json_events: bool, console: Console, poll_s: float = 0.5
 ) -> tuple[int, dict[str, Any] | None]:
     """Follow ``target`` until its job ends; (exit code, the run's summary if it printed one)."""
-    display = ProgressDisplay(console, mode="json" if json_events else "auto", log_every_s=5.0)
+    # the panel and --json: every new view (they come at most every poll / every second);
+    # plain lines: one per 5 s
+    display = ProgressDisplay(console, mode="json" if json_events else "auto", log_every_s=5.0,
+                              json_every_s=0, refresh_s=0)  # fmt: skip
     ray_address = address or os.environ.get("RAY_ADDRESS", "")
     is_output = "://" in target and not target.startswith(("http://", "https://"))
     if is_output or Path(target).exists() or not ray_address.startswith("http"):
@@ -51,7 +61,7 @@ def watch_target(
 
 
 def watch_output(
-    target: str, display: ProgressDisplay, console: Console, poll_s: float = 1.0
+    target: str, display: ProgressDisplay, console: Console, poll_s: float = 0.5
 ) -> tuple[int, dict[str, Any] | None]:
     from orchestrator.output.store import OutputStore
 
@@ -60,6 +70,7 @@ def watch_output(
     warned = False
     with display:
         while True:
+            polled = time.monotonic()
             try:
                 view = store.read_json(PROGRESS_FILE)
             except json.JSONDecodeError:  # a backend without atomic writes, mid-write
@@ -78,7 +89,7 @@ def watch_output(
             elif view is not None and time.time() - float(seen or 0) > STALE_S and not warned:
                 console.print(f"no progress for {STALE_S:.0f}s: is the run still going?")
                 warned = True
-            time.sleep(poll_s)
+            time.sleep(max(0.0, poll_s - (time.monotonic() - polled)))  # reading took time
 
 
 def watch_job(
@@ -92,13 +103,19 @@ def watch_job(
 
     def line(text: str) -> None:
         nonlocal summary, state
-        event = _event(text)
+        try:
+            event = parse_event(text)
+        except EventSchemaError as err:
+            raise WatchError(str(err)) from None
         if event is None:
             if display.mode != "json" and text.strip():
-                console.print(text, markup=False, highlight=False, style="dim")
+                console.print(strip_ansi(text), markup=False, highlight=False, style="dim",
+                              soft_wrap=True)  # fmt: skip
         elif event.get("event") == "summary":
             summary = event.get("summary")
             display.finish(summary or {})
+        elif event.get("event") == "startup":
+            display.step(str(event.get("step", "?")))
         elif event.get("event") == "progress":
             state = event.get("state")
             display.update(event)
@@ -125,15 +142,3 @@ def watch_job(
         console.print(f"job {job_id} ended {status}: {message}", highlight=False)
         return 1, summary
     return 0, summary
-
-
-def _event(text: str) -> dict[str, Any] | None:
-    """A progress/summary event of ``mathsynth run --json``, or None for any other line."""
-    text = text.strip()
-    if not text.startswith('{"event"'):
-        return None
-    try:
-        event = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    return event if isinstance(event, dict) else None

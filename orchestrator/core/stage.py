@@ -5,7 +5,10 @@ generator of records. Leaf stages override one hook:
 - ``Map.apply(record) -> record``: transform in place.
 
 Rejected records are yielded nowhere downstream; they are appended to ``self.rejected`` (with
-``reject_reason`` set) so the engine can count and store them. Async work (teacher calls,
+``reject_reason`` set) so the engine can count and store them. Consecutive stages of a chain
+that share a ``name`` (TinyGSM's two question filters, the format filters) are one counter
+group: ``run_chain`` keeps the ``seen`` of the first and the ``kept`` of the last, so the group
+reads as one funnel row (in = records entering it, out = records leaving it). Async work (teacher calls,
 sandbox runs) happens in the engine's worker, not here: a stage is synchronous and pure CPU.
 """
 
@@ -62,8 +65,15 @@ class Map(Stage):
 
 
 def run_chain(stages: Iterable[Stage], records: Iterable[Record]) -> list[Record]:
-    """Run records through stages in order; returns the survivors."""
+    """Run records through stages in order; returns the survivors. Counts of consecutive
+    stages sharing a name are those of one stage (module doc)."""
+    chain = list(stages)
     stream: Iterable[Record] = records
-    for stage in stages:
+    for stage in chain:
         stream = stage.run(stream)
-    return list(stream)
+    kept = list(stream)
+    for before, after in zip(chain, chain[1:], strict=False):
+        if before.name == after.name:  # one counter group: in at its first, out at its last
+            before.counters.discard(before.name, "kept")
+            after.counters.discard(after.name, "seen")
+    return kept

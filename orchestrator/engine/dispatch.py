@@ -190,11 +190,12 @@ class Dispatch:
         self.state.deaths = {f"worker-{i}": n for i, n in self.health.deaths.items()}
         snapshot = self._push_finalizer()
         self._check_budget(snapshot)
+        gauges = snapshot.setdefault("gauges", {})  # rows the finalizer holds count as pending
+        gauges["pending_commit"] = gauges.get("pending_commit", 0) + self.finalizer.pending_rows
         if self.on_progress is not None:
             queued = {
                 "seeds": self.feed.queued(self.pending_total),
                 "outstanding_chunks": len(self.outstanding),
                 "waiting_for_earlier_seeds": self.finalizer.waiting,
-                "rows_pending_commit": self.finalizer.pending_rows,
             }
             self.on_progress(progress_view(snapshot, self.state, self.price, queued))

@@ -62,6 +62,8 @@ from orchestrator.telemetry.job_report import (
 __all__ = ["FatalRunError", "ensure_ray", "run_job"]
 from orchestrator.telemetry.metrics import start_hub
 from orchestrator.telemetry.progress import ProgressFile
+from orchestrator.telemetry.ray_output import quiet_private_start
+from orchestrator.telemetry.startup import StartupFn, no_startup
 
 
 def _earlier_rows(out_dir: str) -> list[tuple[str, str]]:
@@ -91,10 +93,11 @@ def ensure_ray(num_cpus: int | None = None) -> bool:
     else:
         # address="local": a private Ray, never a cluster some other process started here
         # (RAY_ADDRESS=auto joins that one; Ray Jobs set RAY_ADDRESS for their drivers).
-        ray.init(
-            address="local", num_cpus=num_cpus, include_dashboard=False,
-            _node_ip_address="127.0.0.1", **kwargs,
-        )  # fmt: skip
+        with quiet_private_start():  # Ray warnings a user cannot act on (ray_output.py)
+            ray.init(
+                address="local", num_cpus=num_cpus, include_dashboard=False,
+                _node_ip_address="127.0.0.1", **kwargs,
+            )  # fmt: skip
     # ray.init makes SIGTERM a sys.exit; keep the caller's handler (the CLI stops like Ctrl-C
     # on it, which is what `ray job stop` sends a job's driver).
     if callable(on_sigterm) and threading.current_thread() is threading.main_thread():
@@ -112,17 +115,21 @@ def run_job(
     allow_config_change: bool = False,
     poll_s: float = 0.5,
     telemetry: bool = True,
+    on_startup: StartupFn = no_startup,
 ) -> dict[str, Any]:
     """Run the pipeline over ``seeds`` into ``out_dir``; returns (and writes) the summary.
 
     ``telemetry``: export counters to ``ray.util.metrics``, keep ``_mathsynth/progress.json``
-    and per-actor state for ``mathsynth watch`` (off only to measure its overhead). Raises
-    ``OutputLocked`` while another run writes into ``out_dir``."""
+    and per-actor state for ``mathsynth watch`` (off only to measure its overhead).
+    ``on_startup(step)``: each start-up step as it begins (until the first ``on_progress``).
+    Raises ``OutputLocked`` while another run writes into ``out_dir``."""
+    on_startup("reading the output directory")
     store = OutputStore(out_dir)
     with OutputLock(store.storage) as lock:  # before anything on storage changes
         return _run_locked(
             cfg, seeds, store, lock, api_key=api_key, on_progress=on_progress,
             allow_config_change=allow_config_change, poll_s=poll_s, telemetry=telemetry,
+            on_startup=on_startup,
         )  # fmt: skip
 
 
@@ -137,6 +144,7 @@ def _run_locked(
     allow_config_change: bool,
     poll_s: float,
     telemetry: bool,
+    on_startup: StartupFn,
 ) -> dict[str, Any]:
     started = time.time()
     price = price_for(cfg.teacher.model, cfg.teacher.price) if cfg.teacher else None
@@ -158,17 +166,26 @@ def _run_locked(
     run_log = RunLog(store, run_info["run_id"])
     run_log.write({**run_info, "state": "running", "seeds_read": len(seeds)})
     finalizer = Finalizer(store, cfg, order)
-    finalizer.preload(ledger.questions + [q for d in cfg.dedup.against for q in _earlier_rows(d)])
+    seen = ledger.questions + [q for d in cfg.dedup.against for q in _earlier_rows(d)]
+    on_startup(f"loading {len(seen)} earlier questions into dedup")
+    finalizer.preload(seen)
     for cid, outcomes in ledger.candidates.items():  # finished by an earlier, stopped run
         finalizer.add(cid, outcomes, store.candidate_rows(cid), ledger.failures)
     finalizer.advance()
 
+    joins = ray.is_initialized() or bool(os.environ.get("RAY_ADDRESS"))
+    on_startup("connecting to Ray" if joins else "starting Ray")
     started_ray = ensure_ray()
+    if cfg.teacher is not None and cfg.teacher.kind == "vllm":
+        on_startup("starting the teacher replicas")
     teacher_pool = _start_teacher_pool(cfg, started_ray)  # kind vllm: replicas before workers
     pinned = on_driver_node()  # job state lives with the driver (orchestrator.engine.placement)
+    if cfg.decontamination.enabled:
+        on_startup("building the decontamination index")
     contamination = (
         ray.put(build_index(cfg.decontamination)) if cfg.decontamination.enabled else None
     )
+    on_startup("starting the job's actors")
     try:  # named per output dir: ``mathsynth watch`` and other drivers find it
         metrics = start_hub(store.url, export=telemetry, options=pinned)
     except ValueError as err:

@@ -117,8 +117,9 @@ class Finalizer:
 
     @property
     def pending_rows(self) -> int:
-        """Rows decided but not committed yet."""
-        return len(self.batch.rows)
+        """Rows not in the dataset yet: waiting for an earlier seed, or decided but not
+        committed."""
+        return sum(len(f.rows) for f in self.ready.values()) + len(self.batch.rows)
 
     def advance(self) -> int:
         """Finalize every seed whose predecessors all are; commit when due. Returns how many."""

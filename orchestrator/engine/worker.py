@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +86,9 @@ class GenerationWorker:
         self._recent: list[dict[str, Any]] = []
         self._errors: list[dict[str, str]] = []
         self._reporter: asyncio.Task[None] | None = None
+        # chunks' commits not yet written, for the "pending_commit" gauge (weak: a chunk that
+        # raised leaves nothing behind)
+        self._uncommitted: weakref.WeakValueDictionary[int, Commit] = weakref.WeakValueDictionary()
 
     def _context(self) -> StepContext:
         if self._ctx is None:
@@ -134,7 +138,11 @@ class GenerationWorker:
             "in_flight": self._ctx.in_flight.value, "alive": 1,
             "waiting": getattr(self._ctx.request_slots, "waiting", 0),
             "node": self.node_ip,
+            # rows accepted by every filter, not yet durable in data/ (the dashboard's "pending")
+            "pending_commit": sum(len(c.rows) for c in self._uncommitted.values()),
         }  # fmt: skip
+        # programs queued / running in the sandbox, its slots and slot-seconds used
+        gauges.update({f"sandbox_{k}": v for k, v in self._ctx.executor.load().items()})
         replica_load = getattr(self._ctx.teacher, "replica_load", None)  # {url: in flight}
         if replica_load is not None:
             gauges["replicas"] = replica_load()
@@ -172,6 +180,7 @@ class GenerationWorker:
         stop."""
         ctx = self._context()
         commit = Commit()
+        self._uncommitted[id(commit)] = commit
         fatal: str | None = None
         tasks = {
             asyncio.ensure_future(
@@ -210,6 +219,7 @@ class GenerationWorker:
             ctx.counters.add("writer", "candidate_rows", len(rows))
             ctx.counters.add("writer", "rejected_rows", len(commit.rejected))
             ctx.counters.add("writer", "candidate_commits")
+        self._uncommitted.pop(id(commit), None)
         self.push_metrics()
         outcomes: dict[str, int] = {}
         for outcome in commit.seeds.values():

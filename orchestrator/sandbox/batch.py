@@ -10,8 +10,9 @@ uid, process cap, memory cap per process) is exactly that of ``Sandbox``.
 
 Programs of one batch share the sandbox: a hostile one can disturb its batch-mates (never the
 host). If the runner's report is missing or unreadable, each program is run again alone, so a
-program that kills the runner costs time, not other programs' results. This module does not
-judge outputs.
+program that kills the runner costs time, not other programs' results. ``BatchingExecutor.load``
+says how busy the executor is (programs queued and running, slot-seconds used) for the
+dashboard. This module does not judge outputs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 
 from .limits import SandboxLimits
 from .result import ExecResult
@@ -161,6 +163,10 @@ class BatchingExecutor:
     programs or ``linger_s`` after its first program arrived, at most ``slots`` batches at once.
     Each caller gets back exactly its own results, in order. Cancelling a caller does not affect
     the others in its batch.
+
+    ``load()``: programs ``queued`` (in the open batch or in a batch waiting for a slot) and
+    ``running`` (in a batch holding a slot), the number of ``slots``, and ``busy_s``, the
+    slot-seconds used so far (its growth per second over ``slots`` is how busy they are).
     """
 
     def __init__(
@@ -174,6 +180,23 @@ class BatchingExecutor:
         self._open_size = 0
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.n_slots = slots
+        self.queued = 0
+        self.running = 0
+        self._batches = 0  # batches holding a slot
+        self._busy_s = 0.0  # slot-seconds up to ``_mark``
+        self._mark = time.monotonic()
+
+    def load(self) -> dict[str, float]:
+        """What the executor is doing now (class doc)."""
+        busy = self._busy_s + self._batches * (time.monotonic() - self._mark)
+        return {"queued": self.queued, "running": self.running, "slots": self.n_slots,
+                "busy_s": round(busy, 3)}  # fmt: skip
+
+    def _holding(self, delta: int) -> None:
+        now = time.monotonic()
+        self._busy_s += self._batches * (now - self._mark)
+        self._mark, self._batches = now, self._batches + delta
 
     async def run(self, programs: list[str]) -> list[ExecResult]:
         if not programs:
@@ -181,6 +204,7 @@ class BatchingExecutor:
         future: asyncio.Future[list[ExecResult]] = asyncio.get_running_loop().create_future()
         self._open.append((programs, future))
         self._open_size += len(programs)
+        self.queued += len(programs)
         if self._open_size >= self.max_batch:
             self._send()
         elif self._timer is None:
@@ -200,15 +224,28 @@ class BatchingExecutor:
     async def _execute(
         self, batch: list[tuple[list[str], asyncio.Future[list[ExecResult]]]]
     ) -> None:
-        live = [(p, f) for p, f in batch if not f.done()]
+        waiting = sum(len(p) for p, _ in batch)
         try:
             async with self.slots:
-                results = await run_batch(self.sandbox, [prog for p, _ in live for prog in p])
+                self.queued -= waiting
+                waiting = 0
+                # callers cancelled while the batch waited for its slot cost nothing
+                live = [(p, f) for p, f in batch if not f.done()]
+                programs = [prog for p, _ in live for prog in p]
+                self.running += len(programs)
+                self._holding(+1)
+                try:
+                    results = await run_batch(self.sandbox, programs)
+                finally:
+                    self.running -= len(programs)
+                    self._holding(-1)
         except BaseException as err:  # hand the failure to every waiting caller
-            for _, future in live:
+            for _, future in batch:
                 if not future.done():
                     future.set_exception(err)
             raise
+        finally:
+            self.queued -= waiting  # cancelled before it had a slot
         start = 0
         for programs, future in live:
             if not future.done():

@@ -2,7 +2,10 @@
 requests, tokens, errors). Stages increment them; only the progress display renders them.
 
 A ``Counters`` is a plain nested mapping ``{group: {name: number}}`` that can be merged, so
-actors send deltas in batches and the driver sums them. It does not render or store anything.
+actors send deltas in batches and the driver sums them. A counter starts at integer 0, so counts
+(``add(group, name)``, ``add(group, name, n)`` with integer ``n``) stay integers end to end (the
+``--json`` events print ``18``, not ``18.0``); a measurement added as a float (a name ending in
+``_seconds``, by convention) stays a float. It does not render or store anything.
 """
 
 from __future__ import annotations
@@ -13,12 +16,16 @@ from collections.abc import Mapping
 
 class Counters:
     def __init__(self, data: Mapping[str, Mapping[str, float]] | None = None) -> None:
-        self._data: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._data: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(int))
         if data:
             self.merge(data)
 
     def add(self, group: str, name: str, value: float = 1) -> None:
         self._data[group][name] += value
+
+    def discard(self, group: str, name: str) -> None:
+        """Forget one counter (no error if it was never counted)."""
+        self._data.get(group, {}).pop(name, None)
 
     def get(self, group: str, name: str, default: float = 0) -> float:
         return self._data.get(group, {}).get(name, default)

@@ -1,4 +1,5 @@
-"""The dashboard panel: one ``rich`` renderable drawn from a progress view and its rates.
+"""The dashboard panel: one ``rich`` renderable drawn from a progress view and its rates,
+fitted to the terminal it is drawn on.
 
 A *progress view* is the JSON-able dict the engine builds every poll (``job_report.progress_view``)
 and writes to ``<out>/_mathsynth/progress.json`` / prints with ``--json``:
@@ -6,7 +7,10 @@ and writes to ``<out>/_mathsynth/progress.json`` / prints with ``--json``:
     state        running | finished | failed | interrupted
     time         epoch seconds of the view (rates are computed on it, so replays render right)
     counters     {group: {name: n}} (orchestrator.telemetry.counters): seeds, teacher, stages, writer
-    gauges       {"in_flight": n, "waiting": n, "replicas": {url: in_flight}} summed over workers
+    gauges       summed over workers: {"in_flight", "waiting", "pending_commit" (rows accepted,
+                 not yet committed), "sandbox_queued", "sandbox_running" (programs),
+                 "sandbox_slots", "sandbox_busy_s" (slot-seconds so far), "replicas":
+                 {url: in_flight}}
     queued       {"chunks": n, "seeds": n, "outstanding_chunks": n} held by the driver
     actors       [{"name", "state", "node", "last_push_s", "in_flight", "source", "restarts"}]
     nodes        [{"node", "state", "actors"}]
@@ -16,9 +20,13 @@ and writes to ``<out>/_mathsynth/progress.json`` / prints with ``--json``:
     recent       [{"question", "answer"}] a few recently accepted rows
     total_seeds, skipped, cost_usd, projected_cost_usd, elapsed_s, fatal
 
-``render`` draws it; ``Rates`` carries what only a watcher over time knows (tokens/s, ETA, the
-sparkline history), computed by ``orchestrator.telemetry.progress``. This module keeps no state, reads
-no files and never talks to Ray.
+``render`` returns a ``Dashboard``; ``Rates`` carries what only a watcher over time knows
+(tokens/s, ETA, sandbox busy share, the sparkline history), computed by
+``orchestrator.telemetry.progress``. At any size every line fits the width (cut, never wrapped)
+and the panel fits the height: low-priority sections are made compact, then dropped (recent
+rows; actors, replicas to one line each, then gone; a table too wide to show whole is one line
+from the start), and on a wide terminal the actor and replica tables sit side by side. This module keeps no state, reads no files and never talks to
+Ray.
 """
 
 from __future__ import annotations
@@ -26,14 +34,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.measure import Measurement
+from rich.panel import Panel
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.telemetry.counters import Counters
+from orchestrator.telemetry.eta import fmt_eta
+from orchestrator.telemetry.panel_sections import Section, sections, seeds_done, sparkline
 
-NOT_STAGES = ("teacher", "seeds", "writer")
-SPARK = "▁▂▃▄▅▆▇█"
+__all__ = ["Dashboard", "Rates", "fmt_eta", "render", "seeds_done", "sparkline"]
+
+# How to shrink, in order, until the panel fits: (section, "compact" | "drop").
+SHRINK = [("recent", "drop"), ("actors", "compact"), ("replicas", "compact"),
+          ("errors", "compact"), ("funnel", "compact"), ("actors", "drop"),
+          ("replicas", "drop")]  # fmt: skip
+SIDE_BY_SIDE_WIDTH = 140  # actors and replicas side by side from this inner width on
 
 
 @dataclass
@@ -43,190 +60,106 @@ class Rates:
     seeds_per_s: float = 0.0
     eta_s: float | None = None
     history: list[float] = field(default_factory=list)  # tokens/s, oldest first
+    sandbox_busy: float | None = None  # share of sandbox slot time in use (0..1)
+    sandbox_cpu_s: float = 0.0  # seconds of program run time per second
 
 
-def sparkline(values: list[float]) -> str:
-    if not values:
-        return ""
-    top = max(values)
-    if top <= 0:
-        return SPARK[0] * len(values)
-    return "".join(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1)))] for v in values)
+class Dashboard:
+    """The panel for one view, laid out for the console's width and height when drawn."""
+
+    def __init__(self, view: dict[str, Any], rates: Rates) -> None:
+        self.view = view
+        self.rates = rates
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        height = options.height or options.max_height
+        inner = options.update(width=max(1, width - 4), height=None)  # border + padding
+        lines = fit(sections(self.view, self.rates, inner.max_width), console, inner, height - 2)
+        if len(lines) > height - 2:  # still too tall (a long funnel in a tiny terminal): cut it
+            more = len(lines) - (height - 3)
+            note = Text(f"… {more} more lines: enlarge the terminal", style="dim", no_wrap=True)
+            note.truncate(inner.max_width, overflow="ellipsis")
+            lines = lines[: max(0, height - 3)] + console.render_lines(note, inner, pad=False)
+        panel = Panel(_Lines(lines), title=Text(title(self.view)), title_align="left")
+        yield from console.render(panel, options.update(width=width, height=None))
 
 
-def fmt_eta(eta_s: float | None) -> str:
-    if eta_s is None:
-        return "-"
-    hours, rest = divmod(int(eta_s), 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+class _Lines:
+    """Lines already rendered, drawn as they are."""
+
+    def __init__(self, lines: list[list[Segment]]) -> None:
+        self.lines = lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in self.lines:
+            yield from line
+            yield Segment.line()
 
 
-def seeds_done(view: dict[str, Any]) -> int:
-    """Seeds finished so far, including those a previous run finished (skipped)."""
-    return int(sum(view.get("counters", {}).get("seeds", {}).values())) + int(
-        view.get("skipped", 0)
-    )
+def fit(
+    parts: list[Section], console: Console, options: ConsoleOptions, height: int
+) -> list[list[Segment]]:
+    """The lines of the sections' forms that fit ``height`` (see ``SHRINK``); an actor or
+    replica table too wide to show whole is its one-line form from the start. Each form is
+    rendered once."""
+    forms: dict[str, RenderableType | None] = {s.name: s.full for s in parts}
+    by_name = {s.name: s for s in parts}
+    for name in ("actors", "replicas"):
+        section = by_name.get(name)
+        if section is not None and section.compact is not None:
+            natural = Measurement.get(console, options.update_width(10_000), section.full)
+            if natural.maximum > options.max_width:
+                forms[name] = section.compact
+    pair = _side_by_side(forms, options.max_width)
+    rendered: dict[int, tuple[RenderableType, list[list[Segment]]]] = {}  # (kept alive: ids)
 
+    def lines(renderable: RenderableType) -> list[list[Segment]]:
+        if id(renderable) not in rendered:
+            drawn = console.render_lines(renderable, options, pad=False)
+            rendered[id(renderable)] = (renderable, drawn)
+        return rendered[id(renderable)][1]
 
-def funnel_rows(counters: Counters) -> list[tuple[str, float, float, dict[str, float]]]:
-    """(stage, in, out, drops by reason): teacher stages (which *produce* items) first, then
-    filter stages in first-seen order, then dedup, near-dedup and the writer."""
-    producing, filtering, dedups = [], [], []
-    for group, names in counters.as_dict().items():
-        if group in NOT_STAGES:
+    def arranged() -> list[RenderableType]:
+        chosen = [r for r in forms.values() if r is not None]
+        if pair is not None and pair[0] is forms.get("actors") and pair[1] is forms.get("replicas"):
+            return [pair[2] if r is pair[1] else r for r in chosen if r is not pair[0]]
+        return chosen
+
+    steps = iter(SHRINK)
+    while sum(len(lines(r)) for r in arranged()) > height:
+        step = next(steps, None)
+        if step is None:
+            break
+        name, how = step
+        if name not in by_name:
             continue
-        drops = {
-            n.removeprefix("dropped:"): v for n, v in names.items() if n.startswith("dropped:")
-        }
-        row = (group, names.get("seen", 0), names.get("kept", names.get("produced", 0)), drops)
-        if "produced" in names:
-            producing.append(row)
-        elif group in ("dedup", "near_dedup"):
-            dedups.append(row)
-        else:
-            filtering.append(row)
-    rows = producing + filtering + sorted(dedups, key=lambda r: r[0] != "dedup")
-    kept_last = rows[-1][2] if rows else 0
-    rows.append(("written", kept_last, counters.get("writer", "rows"), {}))
-    return rows
+        if how == "drop" and by_name[name].droppable:
+            forms[name] = None
+        elif how == "compact" and by_name[name].compact is not None and forms[name] is not None:
+            forms[name] = by_name[name].compact
+    return [line for r in arranged() for line in lines(r)]
 
 
-def _rate(stage: str, seen: float, out: float, produces: bool) -> str:
-    if not seen:
-        return "-"
-    return f"x{out / seen:.1f}" if produces else f"{out / seen:.0%}"
-
-
-def _funnel(counters: Counters) -> Table:
-    table = Table(title="filter funnel", title_justify="left", expand=False)
-    for col in ("stage", "in", "out", "accept", "rejected by reason"):
-        table.add_column(col, overflow="fold")
-    producing = {g for g, names in counters.as_dict().items() if "produced" in names}
-    for stage, seen, out, drops in funnel_rows(counters):
-        reasons = ", ".join(f"{k} {int(v)}" for k, v in sorted(drops.items(), key=lambda x: -x[1]))
-        rate = _rate(stage, seen, out, stage in producing)
-        table.add_row(stage, str(int(seen)), str(int(out)), rate, reasons)
-    return table
-
-
-def _headline(view: dict[str, Any], rates: Rates) -> Table:
-    counters = Counters(view.get("counters", {}))
-    seeds, gauges, queued = counters.group("seeds"), view.get("gauges", {}), view.get("queued", {})
-    head = Table.grid(padding=(0, 2))
-    head.add_row(
-        f"[bold]seeds[/] {seeds_done(view)}/{view.get('total_seeds', 0)}",
-        f"accepted {int(seeds.get('accepted', 0))}",
-        f"rejected {int(seeds.get('rejected', 0))}",
-        f"failed {int(seeds.get('failed', 0))}",
-        f"skipped {int(view.get('skipped', 0))}",
-        f"ETA {fmt_eta(rates.eta_s)}",
-    )
-    head.add_row(
-        f"[bold]requests[/] {int(counters.get('teacher', 'requests'))}",
-        f"in flight {int(gauges.get('in_flight', 0))}",
-        f"waiting for a slot {int(gauges.get('waiting', 0))}",
-        f"queued seeds {int(queued.get('seeds', 0))}",
-        f"queued chunks {int(queued.get('chunks', 0))}",
-        f"rows {int(counters.get('writer', 'rows'))}",
-    )
-    head.add_row(
-        f"[bold]tokens/s[/] prompt {rates.prompt_tps:,.1f}",
-        f"completion {rates.completion_tps:,.1f}",
-        f"{sparkline(rates.history)}",
-        f"prompt tokens {int(counters.get('teacher', 'prompt_tokens'))}",
-        f"completion tokens {int(counters.get('teacher', 'completion_tokens'))}",
-        f"elapsed {fmt_eta(view.get('elapsed_s'))}",
-    )
-    if view.get("cost_usd") is not None:
-        projected = view.get("projected_cost_usd")
-        head.add_row(
-            f"[bold]cost[/] ${view['cost_usd']:.4f}",
-            f"projected ${projected:.4f}" if projected is not None else "projected -",
-        )
-    return head
-
-
-def _actors(view: dict[str, Any]) -> Table | None:
-    actors, nodes = view.get("actors") or [], view.get("nodes") or []
-    if not actors and not nodes:
+def _side_by_side(
+    forms: dict[str, RenderableType | None], width: int
+) -> tuple[RenderableType, RenderableType, Table] | None:
+    """(actors, replicas, both in one grid) when both are full tables and the panel is wide."""
+    actors, replicas = forms.get("actors"), forms.get("replicas")
+    if width < SIDE_BY_SIDE_WIDTH or not isinstance(actors, Table):
         return None
-    table = Table(title="nodes and actors", title_justify="left", expand=False)
-    for col in ("kind", "name", "node", "state", "restarts", "in flight", "last push"):
-        table.add_column(col)
-    for node in nodes:
-        table.add_row(
-            "node", "", node["node"], node["state"], "", "", f"{node.get('actors', 0)} actors"
-        )
-    for actor in actors:
-        age = actor.get("last_push_s")
-        table.add_row(
-            "actor", actor["name"], actor.get("node") or "?", actor["state"],
-            str(int(actor.get("restarts", 0))), str(int(actor.get("in_flight", 0))),
-            f"{age:.1f}s ago" if age is not None else "-",
-        )  # fmt: skip
-    return table
-
-
-def _replicas(view: dict[str, Any]) -> Table | None:
-    """One row per replica: its phase from the supervisor, load from the workers' routers."""
-    load = dict(view.get("gauges", {}).get("replicas") or {})
-    states = view.get("replica_states") or []
-    if not load and not states:
+    if not isinstance(replicas, Table):
         return None
-    table = Table(title="teacher replicas", title_justify="left", expand=False)
-    for col in ("replica", "url", "state", "restarts", "in flight"):
-        table.add_column(col)
-    for rep in states:
-        url = rep.get("url")
-        failure = f" ({rep['last_failure']})" if rep.get("last_failure") else ""
-        table.add_row(
-            str(rep.get("index", "?")), url or "-", f"{rep.get('phase', '?')}",
-            f"{int(rep.get('restarts', 0))}{failure}", str(int(load.pop(url, 0))) if url else "-",
-        )  # fmt: skip
-    for url, n in sorted(load.items()):  # routed to, not (or no longer) in the status
-        if not n:
-            continue
-        table.add_row("?", url, "-", "-", str(int(n)))
-    return table
+    grid = Table.grid(padding=(0, 2))
+    grid.add_row(actors, replicas)
+    return actors, replicas, grid
 
 
-def _errors(view: dict[str, Any]) -> Text | None:
-    teacher = Counters(view.get("counters", {})).group("teacher")
-    counts = {k.removeprefix("error:"): v for k, v in teacher.items() if k.startswith("error:")}
-    latest: dict[str, str] = {}
-    for err in view.get("errors") or []:
-        latest[err.get("kind", "?")] = err.get("message", "")
-        counts.setdefault(err.get("kind", "?"), 0)
-    if not counts and not view.get("fatal"):
-        return None
-    text = Text("errors\n", style="bold red")
-    for kind, n in sorted(counts.items()):
-        text.append(f"  {kind} x{int(n)}", style="red")
-        if kind in latest:
-            text.append(f"  latest: {latest[kind][:160]}")
-        text.append("\n")
-    if view.get("fatal"):
-        text.append(f"  fatal: {view['fatal'][:200]}\n", style="bold red")
-    return text
+def title(view: dict[str, Any]) -> str:
+    job = view.get("job") or {}
+    name = " ".join(str(job[k]) for k in ("pipeline", "out") if job.get(k))
+    return f"mathsynth {name} [{view.get('state', 'running')}]".replace("  ", " ")
 
 
-def _recent(view: dict[str, Any]) -> Table | None:
-    recent = view.get("recent") or []
-    if not recent:
-        return None
-    table = Table(title="recent accepted rows", title_justify="left", expand=True)
-    table.add_column("question", ratio=5, overflow="ellipsis", no_wrap=True)
-    table.add_column("answer", ratio=1, no_wrap=True)
-    for row in recent[-3:]:
-        table.add_row(str(row.get("question", "")).replace("\n", " "), str(row.get("answer")))
-    return table
-
-
-def render(view: dict[str, Any], rates: Rates) -> Group:
-    counters = Counters(view.get("counters", {}))
-    parts: list[Any] = [_headline(view, rates), _funnel(counters)]
-    for part in (_actors(view), _replicas(view), _errors(view), _recent(view)):
-        if part is not None:
-            parts.append(part)
-    return Group(*parts)
+def render(view: dict[str, Any], rates: Rates) -> Dashboard:
+    return Dashboard(view, rates)

@@ -2,8 +2,9 @@
 
 Workers push in batches (at most every ``PUSH_INTERVAL_S`` and at the end of each chunk), so
 the hub never sees one call per record. Gauges (requests in flight, requests waiting for a
-slot, per-teacher-replica load ``{"replicas": {url: in_flight}}``) are kept per worker and
-summed on read, with each worker's last-push time. The hub also keeps a few recently accepted
+slot, rows pending commit, the sandbox's programs queued / running, slots and slot-seconds,
+per-teacher-replica load ``{"replicas": {url: in_flight}}``) are kept per worker and summed on
+read, with each worker's last-push time. The hub also keeps a few recently accepted
 rows and the latest errors (``{"kind", "message"}``) for the display.
 
 The hub is named ``hub_name(out_dir)`` in namespace ``mathsynth`` so anything on the cluster can

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -51,14 +52,20 @@ def watch(*args: str, timeout: float = 120, **extra: str) -> subprocess.Complete
     return done
 
 
-def test_watch_output_dir_follows_the_progress_file(tmp_path: Path) -> None:
-    store = OutputStore(tmp_path / "out")
-    progress = ProgressFile(store, every_s=0)
+def watching(out: Path) -> tuple[ProgressFile, subprocess.Popen[str]]:
+    """A progress file with a first view in it, and ``mathsynth watch OUT --json`` on it."""
+    progress = ProgressFile(OutputStore(out), every_s=0)
     progress.update(view())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "watch", str(tmp_path / "out"), "--json"],
+        [sys.executable, "-m", "orchestrator", "watch", str(out), "--json"],
         cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    assert proc.stdout is not None
+    return progress, proc
+
+
+def test_watch_output_dir_follows_the_progress_file(tmp_path: Path) -> None:
+    progress, proc = watching(tmp_path / "out")
     assert proc.stdout is not None
     try:
         first = json.loads(proc.stdout.readline())
@@ -73,7 +80,38 @@ def test_watch_output_dir_follows_the_progress_file(tmp_path: Path) -> None:
         proc.kill()
     rows = [e["counters"]["writer"]["rows"] for e in [first, second, rest[0]]]
     assert rows == [18, 30, 18] and rest[0]["state"] == "finished"
-    assert rest[1:] == [{"event": "summary", "summary": {"rows_written": 31}}]
+    assert rest[1:] == [{"event": "summary", "schema": 1, "summary": {"rows_written": 31}}]
+
+
+def test_watch_output_dir_shows_every_version_of_the_file(tmp_path: Path) -> None:
+    """A view written is shown on watch's next poll (0.5 s): versions 0.9 s apart are all
+    shown, in order (a 1 s poll, or a display throttle on top of it, skips some)."""
+    progress, proc = watching(tmp_path / "out")
+    assert proc.stdout is not None
+    try:
+        json.loads(proc.stdout.readline())  # watch is up and has shown the first version
+        for i in range(1, 11):
+            later = view(time=1000.0 + i)
+            later["counters"]["writer"]["rows"] = 18 + i
+            progress.update(later)
+            time.sleep(0.9)
+        progress.update(view(time=1020.0, state="finished"))
+        rest = [json.loads(line) for line in proc.stdout]
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+    rows = [e["counters"]["writer"]["rows"] for e in rest if e["state"] == "running"]
+    assert rows == [18 + i for i in range(1, 11)]
+
+
+def test_progress_file_keeps_up_with_the_drivers_poll(tmp_path: Path) -> None:
+    """By default the driver's view (every 0.5 s) reaches the file every time."""
+    store = OutputStore(tmp_path)
+    writer = ProgressFile(store)
+    writer.update(view())
+    time.sleep(0.5)
+    writer.update(view(time=1000.5, skipped=5))
+    assert store.read_json("_mathsynth/progress.json")["skipped"] == 5
 
 
 def test_watch_output_dir_plain_lines_and_exit_code_of_a_failed_run(tmp_path: Path) -> None:
@@ -81,8 +119,8 @@ def test_watch_output_dir_plain_lines_and_exit_code_of_a_failed_run(tmp_path: Pa
     ProgressFile(store).update(view(state="failed", summary={"seeds_failed": 1}))
     done = watch(str(tmp_path / "out"))  # stdout/stderr are pipes: no live panel
     assert done.returncode == 1
-    assert "[progress] failed seeds 7/10 rows 18 requests 7" in done.stderr
-    assert "seeds_failed" in done.stdout  # the run's summary table
+    assert "[progress] failed seeds 7/10 written 18 pending_commit 9 requests 7" in done.stderr
+    assert re.search(r"seeds\s+failed\s+1\b", done.stdout), done.stdout  # the summary table
 
 
 def free_port() -> int:
@@ -156,12 +194,13 @@ def test_watch_job_renders_the_drivers_events_until_it_ends(ray_head: dict[str, 
     rows = [e["counters"]["writer"]["rows"] for e in progress]
     assert rows == sorted(rows) and rows[-1] == 18 and len(set(rows)) >= 2  # numbers moved
     assert progress[-1]["state"] == "finished"
-    assert events[-1] == {"event": "summary", "summary": {"rows_written": 18, "seeds_accepted": 6}}
+    assert events[-1] == {"event": "summary", "schema": 1,
+                          "summary": {"rows_written": 18, "seeds_accepted": 6}}  # fmt: skip
     # the same job watched again after it ended, as a human would: plain lines + summary table
     again = watch(job, "--address", ray_head["address"], RAY_AUTH_TOKEN=ray_head["token"])
     assert again.returncode == 0, again.stderr
-    assert "[progress] finished seeds 6/6 rows 18" in again.stderr
-    assert "job driver starting" in again.stderr and "rows_written" in again.stdout
+    assert "[progress] finished seeds 6/6 written 18" in again.stderr
+    assert "job driver starting" in again.stderr and "written by this run" in again.stdout
 
 
 @pytest.mark.timeout(300)

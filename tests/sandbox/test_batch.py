@@ -90,3 +90,34 @@ def test_batching_executor_shares_batches_and_returns_each_callers_results(
     assert outputs == [[str(i * 10 + j) for j in range(3)] for i in range(8)]
     assert len(calls) < 8  # callers shared sandbox processes
     assert sum(calls) == 8 * 3 + 1
+
+
+def test_executor_load_counts_queued_and_running_programs_and_busy_time(
+    sandbox: Sandbox,
+) -> None:
+    """What the dashboard shows for the sandbox: with one slot, a batch of two sleeping
+    programs runs while the next two wait; slot-seconds add up to the time the slot was held;
+    a caller cancelled while waiting leaves nothing counted."""
+    from orchestrator.sandbox.batch import BatchingExecutor
+
+    sleep = "import time; time.sleep(0.6)"
+
+    async def main() -> tuple[list[dict[str, float]], dict[str, float]]:
+        executor = BatchingExecutor(sandbox, slots=1, max_batch=2, linger_s=0.01)
+        assert executor.load() == {"queued": 0, "running": 0, "slots": 1, "busy_s": 0.0}
+        first = asyncio.ensure_future(executor.run([sleep, sleep]))  # full: sent at once
+        second = asyncio.ensure_future(executor.run([sleep, sleep]))  # waits for the slot
+        victim = asyncio.ensure_future(executor.run(["print(1)"]))  # waits, then cancelled
+        await asyncio.sleep(0.3)
+        during = [executor.load()]
+        victim.cancel()
+        await asyncio.gather(first, second, return_exceptions=True)
+        during.append(executor.load())
+        return during, executor.load()
+
+    (busy, after_all), final = asyncio.run(main())
+    assert busy["running"] == 2 and busy["queued"] == 3, busy  # 2 + the victim's 1 wait
+    # the victim was cancelled before its batch had the slot: it never ran
+    assert after_all["running"] == 0 and final["queued"] == 0, (after_all, final)
+    # two batches of two 0.6-s programs, one after the other, on the one slot
+    assert final["busy_s"] >= 2 * 1.2 * 0.9, final
