@@ -3,7 +3,8 @@
 Grouped: seeds (read, done before, accepted, rejected, failed, not run), rows (written,
 dataset total, shards, duplicates, items parsed per stage), teacher (requests, tokens, cost,
 errors, replies cut by ``max_tokens``, replicas), rejections by reason (most first, with their
-share), and time and recovery (elapsed, requeued chunks, chunks per node, interrupted, fatal).
+share), time and recovery (elapsed, requeued chunks, chunks per node, interrupted, fatal, stopped),
+the run (id, version, fingerprint), and all runs into the output (``totals``).
 Keys it does not know are listed under "other", so a new summary field is never hidden.
 ``--json`` keeps the machine form (the summary event); this module only draws.
 """
@@ -26,14 +27,24 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
     ("rows", [("rows_written", "written by this run"), ("rows_total", "in the dataset"),
               ("shards_total", "shards"), ("duplicates", "duplicates dropped"),
               ("items_parsed_by_stage", "items parsed")]),
-    ("teacher", [("requests", "requests"), ("prompt_tokens", "prompt tokens"),
+    ("teacher", [("requests", "HTTP requests"), ("completions", "replies"),
+                 ("cache_hits", "from the reply log"), ("prompt_tokens", "prompt tokens"),
                  ("completion_tokens", "completion tokens"), ("cost_usd", "cost"),
                  ("projected_cost_usd", "projected cost"), ("teacher_errors", "errors"),
                  ("teacher_length", "cut by max_tokens"), ("teacher_replicas", "replicas")]),
     ("time", [("elapsed_s", "elapsed"), ("chunks_requeued", "chunks requeued"),
               ("chunks_by_node", "chunks by node"), ("interrupted", "interrupted"),
-              ("fatal", "fatal")]),
+              ("fatal", "fatal"), ("stopped", "stopped"), ("state", "state"),
+              ("configuration_change", "configuration")]),
+    ("run", [("run_id", "id"), ("version", "mathsynth"), ("fingerprint", "fingerprint")]),
 ]  # fmt: skip
+# ``totals`` (every run into the output, from the files on disk): (key, label)
+TOTALS = [("runs", "runs"), ("seeds", "seeds"), ("rows", "rows"),
+          ("rejected_rows", "rejected rows"), ("duplicates", "duplicates"),
+          ("near_duplicates", "near duplicates"), ("requests", "HTTP requests"),
+          ("cache_hits", "from the reply log"), ("prompt_tokens", "prompt tokens"),
+          ("completion_tokens", "completion tokens"), ("cost_usd", "cost")]  # fmt: skip
+SKIPPED = {"runs", "started"}  # every run's entry (in summary.json), the start time
 REJECTED = "rejected_by_reason"
 
 
@@ -72,13 +83,16 @@ def summary_table(summary: dict[str, Any], title: str = "run summary") -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column(no_wrap=True)
     table.add_column(justify="right", overflow="fold")
-    known = {REJECTED}
+    known = {REJECTED, "totals", *SKIPPED}
     for group, items in GROUPS:
         known.update(key for key, _ in items)
         _group(table, group, [(label, _value(key, summary[key])) for key, label in items
                               if key in summary])  # fmt: skip
         if group == "rows":
             _group(table, "rejected", _rejections(summary.get(REJECTED) or {}))
+    totals = summary.get("totals") or {}
+    _group(table, "all runs", [(label, _value(key, totals[key])) for key, label in TOTALS
+                               if key in totals])  # fmt: skip
     _group(table, "other", [(k, _value(k, v)) for k, v in summary.items() if k not in known])
     return table
 
