@@ -1,6 +1,7 @@
 """``--max-cost``: stop sending new work before the teacher's spend passes a budget.
 
-``CostBudget.check`` is called with the run's teacher counters every time the driver polls. It
+``CostBudget.check`` is called with the run's teacher counters every time the driver polls and
+whenever a chunk comes back (its worker pushes its counters before replying). It
 prices the paid tokens so far (``orchestrator.teacher.pricing``; replies from the reply log cost
 nothing) and estimates what the seeds already handed out will still cost (the average cost of a
 finished seed times the seeds in flight). Once spend plus that estimate reaches the budget, no

@@ -161,6 +161,8 @@ class Dispatch:
         if result["cid"] is not None:
             self.finalizer.add(result["cid"], result["seeds"], result["rows"], result["failures"])
             self.finalizer.advance()
+        if self.budget is not None:  # the worker pushed its counters before replying
+            self._check_budget(ray.get(self.metrics.snapshot.remote()))
         if result["fatal"] and self.state.fatal is None:
             self.state.fatal = result["fatal"]
             ray.get([w.stop.remote() for w in self.workers])

@@ -10,7 +10,6 @@ runs ``mathsynth run`` as a subprocess and SIGKILLs it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -36,6 +35,7 @@ from tests.support.faults import (
     audit,
     job_config,
     kill_worker,
+    logged_seeds,
     requests_per_seed,
     run_cluster_job,
     synthetic_seeds,
@@ -281,13 +281,3 @@ def test_driver_killed_then_rerun_resumes(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seeds_skipped_already_finished"] == len(finished)
     assert summary["seeds_not_run"] == 0 and summary["seeds_failed"] == 0
-
-
-def logged_seeds(out: Path) -> set[str]:
-    """Seeds with a reply in the reply log (read straight from its JSON lines)."""
-    seeds = set()
-    for file in (out / "_mathsynth" / "replies").glob("replies-*.jsonl"):
-        for line in file.read_text().splitlines():
-            with contextlib.suppress(ValueError):  # a line cut by the kill
-                seeds.add(json.loads(line)["seed_id"])
-    return seeds

@@ -20,6 +20,7 @@ What it does NOT do: start servers, or assert anything but that the child succee
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -164,3 +165,13 @@ def run_cluster_job(spec: dict[str, Any], tmp_path: Path, timeout: float = 150) 
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def logged_seeds(out: Path) -> set[str]:
+    """Seeds with a reply in the reply log (read straight from its JSON lines)."""
+    seeds = set()
+    for file in (out / "_mathsynth" / "replies").glob("replies-*.jsonl"):
+        for line in file.read_text().splitlines():
+            with contextlib.suppress(ValueError):  # a line cut by the kill
+                seeds.add(json.loads(line)["seed_id"])
+    return seeds

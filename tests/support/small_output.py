@@ -16,7 +16,7 @@ from orchestrator.core.config import PipelineConfig
 from orchestrator.core.records import Record
 from orchestrator.methods.catalog import fingerprint
 from orchestrator.output.card_facts import RUN_FILE, run_record
-from orchestrator.output.store import Commit, OutputStore
+from orchestrator.output.store import Commit, FinalCommit, OutputStore
 from tests.support.configs import make_config
 
 TEMPLATE = ("tinygsm/one_step", "c81c98c0715192d5")
@@ -63,8 +63,19 @@ def make_output(
     ]  # fmt: skip
     side = {"verifier": [row(20 + i, KEPT[0][0], "s1", "12", "x", source, label=i == 0)
                          for i in range(3)]} if verifier else {}  # fmt: skip
-    store.write_commit(Commit(seeds={"s1": "accepted", "s2": "rejected"}, rows=kept[:3],
-                              rejected=dropped[:3], side=side))  # fmt: skip
-    store.write_commit(Commit(seeds={"s3": "accepted", "s4": "failed"}, rows=kept[3:],
-                              rejected=dropped[3:], failures={"s4": "HTTP 400"}))  # fmt: skip
+    commit(store, Commit(seeds={"s1": "accepted", "s2": "rejected"}, rows=kept[:3],
+                         rejected=dropped[:3], side=side))  # fmt: skip
+    commit(store, Commit(seeds={"s3": "accepted", "s4": "failed"}, rows=kept[3:],
+                         rejected=dropped[3:], failures={"s4": "HTTP 400"}))  # fmt: skip
     return store
+
+
+def commit(store: OutputStore, candidates: Commit) -> str:
+    """A worker's candidate commit, then the finalizer's commit of all of it (as a run with
+    nothing to deduplicate does); returns the final commit's id."""
+    cid, rows = store.write_candidates(candidates)
+    final = FinalCommit(seeds=candidates.seeds, rows=rows, failures=candidates.failures,
+                        candidates=[cid])  # fmt: skip
+    fid = store.write_final(final)
+    store.remove_candidates([cid])
+    return fid
