@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["console", "fail", "out", "print_summary"]
 
@@ -40,5 +41,5 @@ def print_summary(summary: dict[str, Any], title: str = "run summary") -> None:
             )
         elif isinstance(value, float) and value.is_integer():
             value = int(value)
-        table.add_row(key, str(value))
+        table.add_row(Text(key), Text(str(value)))  # data (error messages hold brackets)
     out.print(table)

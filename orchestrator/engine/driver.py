@@ -16,6 +16,7 @@ and the summary are built by ``orchestrator.telemetry.job_report``; rendering is
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import signal
@@ -26,21 +27,28 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError
+from ray._common.utils import get_default_ray_temp_dir
+from ray.exceptions import RayActorError, RayTaskError
 
 from orchestrator.core.config import PipelineConfig
 from orchestrator.core.records import Record
+from orchestrator.engine import ray_leftovers
+from orchestrator.engine.capacity import CapacityError, job_workers
+from orchestrator.engine.failure_stop import FailureStop
 from orchestrator.engine.job_directory import JobActors, start_directory
 from orchestrator.engine.placement import on_driver_node, worker_options
 from orchestrator.engine.recovery import WorkerHealth, uncommitted, worker_died
 from orchestrator.engine.worker import GenerationWorker
 from orchestrator.methods.catalog import fingerprint
+from orchestrator.output.length_rejected import length_rejected
+from orchestrator.output.storage import StorageError
 from orchestrator.output.store import OutputStore
 from orchestrator.quality.decontam import build_index
 from orchestrator.quality.dedup import DedupClient, ExactDedup
 from orchestrator.quality.near_dedup import NearDedupClient, start_near_dedup
 from orchestrator.teacher.launch import TeacherSetupError
 from orchestrator.teacher.pool import ReplicaPool
+from orchestrator.teacher.preflight import check_teacher
 from orchestrator.teacher.pricing import Price, price_for
 from orchestrator.teacher.ratelimit import RateLimiter
 from orchestrator.telemetry.actor_state import ClusterState
@@ -53,6 +61,8 @@ from orchestrator.telemetry.job_report import (
 )
 from orchestrator.telemetry.metrics import start_hub
 from orchestrator.telemetry.progress import ProgressFile
+
+log = logging.getLogger(__name__)
 
 
 class FatalRunError(RuntimeError):
@@ -99,10 +109,13 @@ def ensure_ray(num_cpus: int | None = None) -> bool:
     else:
         # address="local": a private Ray, never a cluster some other process started here
         # (RAY_ADDRESS=auto joins that one; Ray Jobs set RAY_ADDRESS for their drivers).
+        # Agents and session dirs of earlier private Rays whose driver was killed go first.
+        ray_leftovers.sweep(get_default_ray_temp_dir())
         ray.init(
             address="local", num_cpus=num_cpus, include_dashboard=False,
             _node_ip_address="127.0.0.1", **kwargs,
         )  # fmt: skip
+        ray_leftovers.record(ray._private.worker._global_node.get_session_dir_path())
     # ray.init makes SIGTERM a sys.exit; keep the caller's handler (the CLI stops like Ctrl-C
     # on it, which is what `ray job stop` sends a job's driver).
     if callable(on_sigterm) and threading.current_thread() is threading.main_thread():
@@ -124,24 +137,37 @@ def run_job(
     allow_config_change: bool = False,
     poll_s: float = 0.5,
     telemetry: bool = True,
+    preflight: bool = False,
+    retry_length_rejected: bool = False,
 ) -> dict[str, Any]:
     """Run the pipeline over ``seeds`` into ``out_dir``; returns (and writes) the summary.
 
     ``telemetry``: export counters to ``ray.util.metrics``, keep ``_mathsynth/progress.json``
-    and per-actor state for ``mathsynth watch`` (off only to measure its overhead)."""
+    and per-actor state for ``mathsynth watch`` (off only to measure its overhead).
+    ``preflight``: check the teacher before starting anything when seeds are pending
+    (``orchestrator.teacher.preflight``; raises ``TeacherUnavailable``); the CLI does.
+    ``retry_length_rejected``: seeds rejected only for ``length`` are run again
+    (``orchestrator.output.length_rejected``; they are final otherwise)."""
     started = time.time()
     store = OutputStore(out_dir)
     store.prepare()
     store.cleanup()
     _check_fingerprint(store, cfg, allow_config_change)
     ledger = store.read_ledger()
-    pending = [s for s in seeds if s.id not in ledger.finished]
+    finished = ledger.finished
+    if retry_length_rejected:  # after raising the budget (orchestrator.output.length_rejected)
+        finished = finished - length_rejected(store, ledger.outcomes)
+    pending = [s for s in seeds if s.id not in finished]
     run = cfg.run
     chunks = _chunks(pending, run.commit_every_seeds)
+    if preflight and pending and cfg.teacher is not None:
+        for warning in check_teacher(cfg.teacher, api_key):
+            log.warning(warning)
     state = JobState(len(seeds), len(seeds) - len(pending), len(chunks))
 
     started_ray = ensure_ray()
     teacher_pool = _start_teacher_pool(cfg, started_ray)  # kind vllm: replicas before workers
+    n_workers = _size_workers(cfg, len(chunks), teacher_pool, started_ray)
     seen = ledger.questions + [q for d in cfg.dedup.against for q in _earlier_rows(d)]
     pinned = on_driver_node()  # job state lives with the driver (orchestrator.engine.placement)
     dedup = [ExactDedup.options(**pinned).remote() for _ in range(run.dedup_actors)]
@@ -167,7 +193,6 @@ def run_job(
                   limiter, teacher_pool.supervisor if teacher_pool else None),
         pinned,
     )  # fmt: skip
-    n_workers = max(1, min(run.workers, len(chunks)))
     workers = [
         GenerationWorker.options(**worker_options(run), **_storage_env(store)).remote(
             f"worker-{i}", cfg.model_dump_json(), store.url, directory_name, api_key
@@ -188,8 +213,9 @@ def run_job(
         )
     try:
         snapshot = _dispatch(
-            workers, chunks, per_worker, metrics, state, sink, poll_s, price, store
-        )
+            workers, chunks, per_worker, metrics, state, sink, poll_s, price, store,
+            FailureStop(run.stop_after_failures),
+        )  # fmt: skip
     except KeyboardInterrupt:
         snapshot = ray.get(metrics.snapshot.remote(), timeout=10)
     finally:
@@ -228,6 +254,21 @@ def _start_teacher_pool(cfg: PipelineConfig, started_ray: bool) -> ReplicaPool |
         raise FatalRunError(f"the teacher replicas did not start: {err}") from None
 
 
+def _size_workers(
+    cfg: PipelineConfig, n_chunks: int, pool: ReplicaPool | None, started_ray: bool
+) -> int:
+    """Workers to start (``orchestrator.engine.capacity``); on ``CapacityError`` what this run
+    started is stopped first."""
+    try:
+        return job_workers(cfg.run, n_chunks, cfg.teacher if pool is not None else None)
+    except CapacityError:
+        if pool is not None:
+            pool.shutdown()
+        if started_ray:
+            ray.shutdown()
+        raise
+
+
 def _stop_teacher_pool(pool: ReplicaPool | None, snapshot: dict[str, Any]) -> Any:
     """Stop the replicas; their state and the workers' re-send counts, for the summary."""
     if pool is None:
@@ -241,6 +282,13 @@ def _stop_teacher_pool(pool: ReplicaPool | None, snapshot: dict[str, Any]) -> An
     return {"replicas": status, **counts}
 
 
+def _stop_workers(workers: list[Any], timeout: float = 10) -> None:
+    """Ask every worker to commit what it finished and return (a worker that is not running,
+    e.g. still waiting for resources, never answers: not waited for past ``timeout``)."""
+    stops = [w.stop.remote() for w in workers]
+    ray.wait(stops, num_returns=len(stops), timeout=timeout)
+
+
 def _dispatch(
     workers: list[Any],
     chunks: deque[list[dict[str, Any]]],
@@ -251,6 +299,7 @@ def _dispatch(
     poll_s: float,
     price: Price | None,
     store: OutputStore,
+    stopper: FailureStop,
 ) -> dict[str, Any]:
     outstanding: dict[Any, tuple[int, list[dict[str, Any]], int]] = {}  # worker, chunk, incarnation
     load = [0] * len(workers)
@@ -278,6 +327,10 @@ def _dispatch(
                 load[i] -= 1
                 try:
                     result = ray.get(ref)
+                except RayTaskError as err:  # the output cannot be written: stop, say where
+                    if isinstance(err.cause, StorageError):
+                        raise err.cause from None
+                    raise
                 except RayActorError as err:
                     if not worker_died(err):  # a job-state actor it called is gone
                         raise FatalRunError(f"a job actor died: {err}") from err
@@ -294,19 +347,22 @@ def _dispatch(
                     state.outcomes[outcome] = state.outcomes.get(outcome, 0) + n
                 if result["fatal"] and state.fatal is None:
                     state.fatal = result["fatal"]
-                    ray.get([w.stop.remote() for w in workers])
+                    _stop_workers(workers)
             if time.monotonic() - last_poll >= poll_s or not outstanding:
                 last_poll = time.monotonic()
                 state.down = {f"worker-{i}": s for i, s in health.states().items()}
                 state.deaths = {f"worker-{i}": n for i, n in health.deaths.items()}
                 snapshot = ray.get(metrics.snapshot.remote())
+                if state.fatal is None and (why := stopper.check(snapshot)):
+                    state.fatal = why  # orchestrator.engine.failure_stop
+                    _stop_workers(workers)
                 if on_progress is not None:
                     queued = {"chunks": len(chunks), "seeds": sum(len(c) for c in chunks),
                               "outstanding_chunks": len(outstanding)}  # fmt: skip
                     on_progress(progress_view(snapshot, state, price, queued))
     except KeyboardInterrupt:
         state.interrupted = True
-        ray.get([w.stop.remote() for w in workers], timeout=10)
+        _stop_workers(workers)
         if outstanding:  # let every worker commit what it finished
             ray.wait(list(outstanding), num_returns=len(outstanding), timeout=30)
         raise

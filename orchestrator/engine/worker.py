@@ -27,6 +27,8 @@ import ray
 from orchestrator.core.config import PipelineConfig
 from orchestrator.core.records import Record
 from orchestrator.core.stage import Stage
+from orchestrator.engine.failure_stop import COUNTER as FAILURES
+from orchestrator.engine.failure_stop import signature as failure_signature
 from orchestrator.engine.job_directory import JobActors
 from orchestrator.engine.steps import FilterStep, StepContext
 from orchestrator.methods.catalog import build_steps
@@ -155,7 +157,9 @@ class GenerationWorker:
             raise
         except TeacherError as err:
             ctx.counters.add("teacher", f"error:{err.kind}")
-            self._errors.append({"kind": err.kind, "message": str(err)})
+            key = failure_signature(err)  # orchestrator.engine.failure_stop
+            ctx.counters.add(FAILURES, key or "transient")
+            self._errors.append({"kind": err.kind, "message": str(err), "signature": key})
             return SeedResult("failed", error=f"{err.kind}: {err}")
         if self.cfg.dedup.exact:
             records = await self._dedup(records, self.dedup, "dedup", "duplicate", local)

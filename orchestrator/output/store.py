@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestrator.core.records import Record, content_hash
+from orchestrator.output.integrity import read_commit_json
 from orchestrator.output.storage import TMP_DIR, Storage, StorageError, worker_env
 
 LEDGER_KEY = b"mathsynth.ledger"
@@ -201,7 +202,7 @@ class OutputStore:
                 ids, texts = table.column("id").to_pylist(), table.column("question").to_pylist()
                 ledger.questions.extend(zip(texts, ids, strict=True))
         for file in self._empty_commits():
-            _apply(ledger, json.loads(self.storage.fs.cat_file(file)))
+            _apply(ledger, read_commit_json(self.storage, file))  # CorruptFileError if damaged
         for seed_id in ledger.finished:
             ledger.failures.pop(seed_id, None)
         return ledger

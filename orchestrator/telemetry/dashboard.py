@@ -32,7 +32,7 @@ from rich.text import Text
 
 from orchestrator.telemetry.counters import Counters
 
-NOT_STAGES = ("teacher", "seeds", "writer")
+NOT_STAGES = ("teacher", "seeds", "writer", "seed_failures")
 SPARK = "▁▂▃▄▅▆▇█"
 
 
@@ -182,7 +182,8 @@ def _replicas(view: dict[str, Any]) -> Table | None:
         failure = f" ({rep['last_failure']})" if rep.get("last_failure") else ""
         table.add_row(
             str(rep.get("index", "?")), url or "-", f"{rep.get('phase', '?')}",
-            f"{int(rep.get('restarts', 0))}{failure}", str(int(load.pop(url, 0))) if url else "-",
+            Text(f"{int(rep.get('restarts', 0))}{failure}"),
+            str(int(load.pop(url, 0))) if url else "-",
         )  # fmt: skip
     for url, n in sorted(load.items()):  # routed to, not (or no longer) in the status
         if not n:
@@ -219,7 +220,8 @@ def _recent(view: dict[str, Any]) -> Table | None:
     table.add_column("question", ratio=5, overflow="ellipsis", no_wrap=True)
     table.add_column("answer", ratio=1, no_wrap=True)
     for row in recent[-3:]:
-        table.add_row(str(row.get("question", "")).replace("\n", " "), str(row.get("answer")))
+        question = str(row.get("question", "")).replace("\n", " ")
+        table.add_row(Text(question), Text(str(row.get("answer"))))  # data, never markup
     return table
 
 
