@@ -26,7 +26,8 @@ out = Console()
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` as an error on stderr; returns the ``typer.Exit`` to raise."""
     # escaped: messages hold brackets that are not markup, e.g. pip install 'mathsynth[vllm]'
-    console.print(f"[red]error:[/] {escape(message)}", highlight=False)
+    # one line however long (soft_wrap): logs and grep see the whole message
+    console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -174,7 +174,7 @@ def test_watch_a_real_mathsynth_run_job(ray_head: dict[str, str], tmp_path: Path
     client = JobSubmissionClient(
         ray_head["address"], headers={"Authorization": f"Bearer {ray_head['token']}"}
     )
-    with ScriptedServer(reply=tinygsm_reply, latency=1.5) as srv:  # a run of several s
+    with ScriptedServer(reply=tinygsm_reply, latency=1.5, model="m") as srv:  # a run of several s
         job = client.submit_job(entrypoint=shlex.join([
             sys.executable, "-m", "orchestrator", "run", "tinygsm", "--seeds", "demo.jsonl",
             "--out", str(tmp_path / "out"), "--base-url", srv.base_url, "--model", "m",
