@@ -9,6 +9,13 @@ and, for ``teacher.kind: vllm``, one pool of teacher replica actors. A chunk who
 handed out again, minus the seeds it already committed (``orchestrator.engine.recovery``). Ctrl-C (or
 SIGTERM from ``ray job stop``) asks every worker to commit what it finished, then stops.
 
+Failing fast (each decided in its own module, hooked in here): the teacher is checked before
+anything starts (``orchestrator.teacher.preflight``, when asked), workers are sized to what the
+cluster can hold (``orchestrator.engine.capacity``), the run stops when its first seeds all fail
+one persistent way (``orchestrator.engine.failure_stop``), a worker's storage error ends the run
+naming the file, and a private Ray sweeps what killed earlier runs left
+(``orchestrator.engine.ray_leftovers``).
+
 Ray does the distribution; this module only decides which chunk goes next. The progress view
 and the summary are built by ``orchestrator.telemetry.job_report``; rendering is the caller's
 (``on_progress``).

@@ -5,7 +5,7 @@
 cluster-wide dedup actors which rows are new, and commits the chunk as one shard before it
 returns, so a returned chunk is durable. Each seed ends ``accepted`` (rows written),
 ``rejected`` (every item dropped, reasons stored) or ``failed`` (a teacher request failed for
-good; retried on the next run). ``stop()`` makes running chunks commit what finished and return.
+good; retried on the next run; counted by its ``orchestrator.engine.failure_stop`` signature). ``stop()`` makes running chunks commit what finished and return.
 A ``TeacherFatalError`` (bad key) stops the chunk and is reported, not retried. Given the job's
 ``RateLimiter`` handle, teacher sends wait for its grants and every attempt's rate-limit headers
 and 429s are reported to it (``orchestrator.teacher.ratelimit``).

@@ -24,6 +24,7 @@ What it does NOT do: decide what is retried (``retries.py``) or build errors (``
 from __future__ import annotations
 
 import asyncio
+import importlib
 import socket
 import ssl
 from collections.abc import Iterator
@@ -56,49 +57,30 @@ def _chain(exc: BaseException, limit: int = 12) -> Iterator[BaseException]:
                 todo.append(nxt)
 
 
-def _timeout_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = [TimeoutError, asyncio.TimeoutError]
-    try:
-        import httpx2
-
-        types.append(httpx2.TimeoutException)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(types)
-
-
-def _dropped_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = [ConnectionResetError, ConnectionAbortedError]
-    try:
-        import aiohttp
-
-        types += [aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError]
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import httpx2
-
-        types += [httpx2.RemoteProtocolError, httpx2.ReadError]
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(types)
+def _types(*names: str) -> tuple[type[BaseException], ...]:
+    """The exception classes named ``module.Class`` that this install has (the SDK runs over
+    httpx2 or httpx, with or without aiohttp)."""
+    found: list[type[BaseException]] = []
+    for name in names:
+        module, _, attr = name.rpartition(".")
+        try:
+            found.append(getattr(importlib.import_module(module), attr))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
 
 
-def _invalid_url_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = []
-    try:
-        import aiohttp
-
-        types.append(aiohttp.InvalidURL)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import httpx2
-
-        types += [httpx2.UnsupportedProtocol, httpx2.InvalidURL]
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(types)
+_DROPPED = (ConnectionResetError, ConnectionAbortedError) + _types(
+    "aiohttp.ServerDisconnectedError", "aiohttp.ClientPayloadError",
+    "httpx2.RemoteProtocolError", "httpx2.ReadError", "httpx.RemoteProtocolError", "httpx.ReadError",
+)  # fmt: skip
+_INVALID_URL = _types(
+    "aiohttp.InvalidURL", "httpx2.UnsupportedProtocol", "httpx2.InvalidURL",
+    "httpx.UnsupportedProtocol", "httpx.InvalidURL",
+)  # fmt: skip
+_TIMEOUT = (TimeoutError, asyncio.TimeoutError) + _types(
+    "httpx2.TimeoutException", "httpx.TimeoutException"
+)
 
 
 def transport_cause(exc: BaseException) -> str | None:
@@ -113,9 +95,9 @@ def transport_cause(exc: BaseException) -> str | None:
         ("connection_refused", (ConnectionRefusedError,)),
         ("name_not_resolved", (socket.gaierror,)),
         ("tls_error", (ssl.SSLError,)),
-        ("connection_dropped", _dropped_types()),
-        ("invalid_url", _invalid_url_types()),
-        ("timeout", _timeout_types()),
+        ("connection_dropped", _DROPPED),
+        ("invalid_url", _INVALID_URL),
+        ("timeout", _TIMEOUT),
         ("unreachable", (OSError,)),
     ]
     for cause, types in ordered:

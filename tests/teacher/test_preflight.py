@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from orchestrator.teacher.client import TeacherClient
-from orchestrator.teacher.errors import TeacherError, TeacherFatalError
+from orchestrator.teacher.errors import TeacherFatalError
 from orchestrator.teacher.preflight import TeacherUnavailable, check_teacher
 from orchestrator.teacher.settings import TeacherSettings
 from tests.support.scripted_server import Fault, ScriptedServer
+from tests.teacher.test_client import chat_error
 
 HTML = "<!doctype html><html><body>Welcome to the web UI</body></html>"
 
@@ -129,44 +129,21 @@ def test_client_names_a_refused_connection(use_aiohttp: bool) -> None:
     """The SDK's aiohttp transport raises a refused connection as APITimeoutError; the client
     reports the real cause (from the exception chain, by type) and counts no timeout."""
     url = f"http://127.0.0.1:{closed_port()}/v1"
-    client = TeacherClient(
-        settings(url, max_attempts=2, backoff_initial_s=0.01, use_aiohttp=use_aiohttp)
-    )
-
-    async def go() -> TeacherError:
-        try:
-            await client.chat([{"role": "user", "content": "hi"}], max_tokens=1)
-        except TeacherError as err:
-            return err
-        finally:
-            await client.close()
-        raise AssertionError("no error")
-
-    error = asyncio.run(go())
+    s = settings(url, max_attempts=2, backoff_initial_s=0.01, use_aiohttp=use_aiohttp)
+    error, stats = asyncio.run(chat_error(s))
     assert (error.kind, error.cause, error.attempts) == (
         "retries_exhausted",
         "connection_refused",
         2,
     )
     assert "connection refused" in str(error) and "Timeout" not in str(error)
-    assert client.stats.get("timeout", 0) == 0 and client.stats["connection_error"] == 2
+    assert stats.get("timeout", 0) == 0 and stats["connection_error"] == 2
 
 
 def test_client_names_html_bodies() -> None:
     fault = Fault(kind="malformed", body=HTML, content_type="text/html")
     with ScriptedServer(reply=always(fault)) as srv:
-        client = TeacherClient(settings(srv.base_url, backoff_initial_s=0.01))
-
-        async def go() -> TeacherError:
-            try:
-                await client.chat([{"role": "user", "content": "hi"}], max_tokens=5)
-            except TeacherError as err:
-                return err
-            finally:
-                await client.close()
-            raise AssertionError("no error")
-
-        error = asyncio.run(go())
+        error, _ = asyncio.run(chat_error(settings(srv.base_url, backoff_initial_s=0.01)))
     assert (error.kind, error.cause) == ("malformed_reply", "html_body")
     assert "an HTML page" in str(error)
 
