@@ -1,17 +1,21 @@
 """How many generation workers the Ray cluster can actually hold.
 
 A worker asks for ``run.worker_cpus`` CPUs plus ``run.worker_resources``
-(``orchestrator.engine.placement``). Ray never fails an actor that no node can place: it stays
+(``orchestrator.engine.placement``). Ray never fails an actor it cannot place: it stays
 pending, the chunks handed to it never run, and the run waits forever. So before the workers
-are created, ``size_workers`` counts how many fit, node by node (a worker lives on one node),
-in what every live node has in total, less what the run's own teacher replicas reserve on a
-one-node Ray (``reserved``). Fewer fit than ``--workers`` asks: that many are started, and the
-note says what was asked and what exists; none fits: ``CapacityError``, saying what one worker
-asks for and what the cluster has.
+(and the job's other actors) are created, ``size_workers`` counts how many fit, node by node (a
+worker lives on one node):
 
-What it does NOT do: create actors, foresee nodes an autoscaler has not started yet (start a
-cluster's CPU nodes, e.g. its ``min_workers``, before the run), or know what other jobs on a
-shared cluster hold (workers it counted wait for those resources to free up).
+* in what the live nodes have in total, less what the run's own teacher replicas reserve on a
+  one-node Ray (``reserved``): none fits is ``CapacityError``, saying what one worker asks for
+  and what the cluster has; fewer than ``--workers`` asks start that many, and the note says
+  what was asked and what exists;
+* then in what is free right now (other jobs or actors hold the rest): fewer free than that
+  start as many as are free (at least one, which then waits for its resources), and the note
+  says so. A worker that is created is then always placed, so no chunk waits on it forever.
+
+What it does NOT do: create actors, or foresee nodes an autoscaler has not started yet (start
+a cluster's CPU nodes, e.g. its ``min_workers``, before the run).
 """
 
 from __future__ import annotations
@@ -53,11 +57,13 @@ def _fits(nodes: list[dict[str, float]], demand: dict[str, float]) -> int:
     )
 
 
-def _node_totals() -> list[dict[str, float]]:
-    """Total resources of every live node."""
+def _nodes() -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """(total, free) resources of every live node."""
     from ray._private import state  # DeveloperAPI: the GCS's per-node view
 
-    return list(state.total_resources_per_node().values())
+    total = state.total_resources_per_node()
+    free = state.available_resources_per_node()
+    return list(total.values()), [free.get(node, {}) for node in total]
 
 
 def _describe(resources: dict[str, float]) -> str:
@@ -72,7 +78,7 @@ def size_workers(
     """(workers to start, a note for the user or None); raises ``CapacityError`` when none
     fits. ``reserved``: what the run's teacher replicas hold (subtracted on a one-node Ray)."""
     demand = worker_demand(options)
-    totals = _node_totals()
+    totals, free = _nodes()
     cluster = {k: sum(n.get(k, 0.0) for n in totals) for k in {k for n in totals for k in n}}
     nodes = totals
     if reserved and len(totals) == 1:
@@ -85,12 +91,27 @@ def size_workers(
             f"cluster has that (cluster: {_describe(cluster)}{held}); lower run.worker_cpus "
             "or drop run.worker_resources, or add nodes"
         )
-    if requested <= room:
-        return requested, None
-    return room, (
-        f"--workers {requested} asked, but this Ray cluster has room for {room} (each worker "
-        f"asks for {_describe(demand)}; cluster: {_describe(cluster)}): starting {room}"
-    )
+    n, note = requested, None
+    if requested > room:
+        n, note = (
+            room,
+            (
+                f"--workers {requested} asked, but this Ray cluster has room for {room} (each "
+                f"worker asks for {_describe(demand)}; cluster: {_describe(cluster)}): starting {room}"
+            ),
+        )
+    now = _fits(free, demand)
+    if now < n:
+        available = {k: sum(f.get(k, 0.0) for f in free) for k in cluster}
+        n, note = (
+            max(now, 1),
+            (
+                f"--workers {requested} asked; the Ray cluster has room for {room}, but other jobs "
+                f"or actors hold part of it (free now: {_describe(available)}; each worker asks "
+                f"for {_describe(demand)}): starting {max(now, 1)}"
+            ),
+        )
+    return n, note
 
 
 def job_workers(run: RunConfig, n_chunks: int, replicas: TeacherSettings | None = None) -> int:

@@ -122,7 +122,7 @@ def ensure_ray(num_cpus: int | None = None) -> bool:
             address="local", num_cpus=num_cpus, include_dashboard=False,
             _node_ip_address="127.0.0.1", **kwargs,
         )  # fmt: skip
-        ray_leftovers.record(ray._private.worker._global_node.get_session_dir_path())
+        ray_leftovers.record(ray_leftovers.current_session_dir())
     # ray.init makes SIGTERM a sys.exit; keep the caller's handler (the CLI stops like Ctrl-C
     # on it, which is what `ray job stop` sends a job's driver).
     if callable(on_sigterm) and threading.current_thread() is threading.main_thread():

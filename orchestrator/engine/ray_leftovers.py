@@ -30,7 +30,7 @@ import signal
 import time
 from pathlib import Path
 
-__all__ = ["MARKER", "record", "sweep"]
+__all__ = ["MARKER", "current_session_dir", "record", "sweep"]
 
 MARKER = "mathsynth-driver.json"
 _PROC = Path("/proc")
@@ -74,9 +74,19 @@ def _entries(pids: list[int]) -> list[dict[str, int]]:
     return entries
 
 
-def record(session_dir: str | os.PathLike[str]) -> None:
+def current_session_dir() -> str | None:
+    """The session dir of the Ray this process started (None when unknown)."""
+    import ray
+
+    try:  # no public API names it; a Ray without this attribute is simply not marked
+        return str(ray._private.worker._global_node.get_session_dir_path())
+    except AttributeError:
+        return None
+
+
+def record(session_dir: str | os.PathLike[str] | None) -> None:
     """Mark ``session_dir`` as this driver's private Ray, with the processes under it now."""
-    if not _PROC.is_dir():
+    if session_dir is None or not _PROC.is_dir():
         return
     me = os.getpid()
     marker = {

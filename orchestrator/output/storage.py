@@ -181,13 +181,13 @@ class Storage:
         path = Path(self.base)
         if path.exists() and not path.is_dir():
             raise StorageError(f"{path}: exists and is not a directory (--out must be one)")
-        probe_dir = path
+        probe_dir = path / TMP_DIR  # where a stray probe is removed by the next cleanup
         while not probe_dir.exists():
             probe_dir = probe_dir.parent
         if not probe_dir.is_dir():
             raise StorageError(f"{path}: {probe_dir} is a file, not a directory")
         try:
-            fd, name = tempfile.mkstemp(prefix=".mathsynth-probe-", dir=probe_dir)
+            fd, name = tempfile.mkstemp(prefix=".probe-", suffix=".tmp", dir=probe_dir)
             try:
                 os.write(fd, b"\0" * PROBE_BYTES)
                 os.fsync(fd)

@@ -3,11 +3,22 @@ what the cluster has, and a worker no node can hold is an error saying what exis
 
 from __future__ import annotations
 
+import time
+
 import pytest
+import ray
 
 from orchestrator.engine.capacity import CapacityError, size_workers
 
 pytestmark = pytest.mark.usefixtures("ray_local")
+
+
+@pytest.fixture(autouse=True)
+def idle_cluster() -> None:
+    """Both CPUs free (actors of earlier tests release theirs shortly after being killed)."""
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def test_more_workers_than_fit_are_cut_to_what_fits() -> None:
@@ -29,3 +40,18 @@ def test_a_resource_no_node_has_is_an_error() -> None:
     with pytest.raises(CapacityError) as info:
         size_workers(2, {"num_cpus": 1, "resources": {"worker": 1}})
     assert "asks for CPU 1, worker 1" in str(info.value) and "cluster: CPU 2" in str(info.value)
+
+
+def test_what_other_actors_hold_is_left_to_them() -> None:
+    @ray.remote(num_cpus=1)
+    class Holder:
+        def ready(self) -> bool:
+            return True
+
+    holder = Holder.remote()
+    try:
+        ray.get(holder.ready.remote(), timeout=60)
+        n, note = size_workers(2, {"num_cpus": 1})
+    finally:
+        ray.kill(holder)
+    assert n == 1 and note is not None and "free now: CPU 1" in note
