@@ -85,6 +85,15 @@ def test_watch_output_dir_plain_lines_and_exit_code_of_a_failed_run(tmp_path: Pa
     assert "seeds_failed" in done.stdout  # the run's summary table
 
 
+def test_watch_output_dir_exit_code_of_a_run_with_failed_seeds(tmp_path: Path) -> None:
+    """A run that finished with failed seeds exited 1 (``mathsynth run``): so does watch."""
+    store = OutputStore(tmp_path / "out")
+    ProgressFile(store).update(view(state="finished", summary={"seeds_failed": 2}))
+    assert watch(str(tmp_path / "out")).returncode == 1
+    ProgressFile(store).update(view(time=1010.0, state="finished", summary={"seeds_failed": 0}))
+    assert watch(str(tmp_path / "out")).returncode == 0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
