@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from orchestrator.cli.cluster import submit, watch
 from orchestrator.cli.data import mix, pipelines, repair, show, stats
@@ -176,7 +177,7 @@ def _execute(pipeline: str, overrides: dict[str, Any], seeds: str | None, out_di
     except (TeacherUnavailable, TeacherError) as err:  # the check before the run (preflight.py)
         raise fail(f"teacher check failed: {err}", code=1) from None
     except KeyboardInterrupt:
-        console.print(f"interrupted: committed work is in {out_dir}; run again to resume")
+        console.print(Text(f"interrupted: committed work is in {out_dir}; run again to resume"))
         raise typer.Exit(130) from None
     if not json_events:  # --json: the summary was the last event
         print_summary(summary)
