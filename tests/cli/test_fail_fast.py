@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import ray
 import yaml
 
 from orchestrator.core.resources import data_dir
 from tests.cli.test_cli import ROOT, run_cli
+from tests.support.held_cpu import one_cpu_held
 from tests.support.scripted_server import Fault, ScriptedServer
 from tests.support.tinygsm_teacher import last_user_message, tinygsm_reply
 from tests.teacher.test_preflight import HTML, closed_port
@@ -213,29 +217,14 @@ def test_workers_beyond_the_free_cpus_of_a_joined_cluster(
     """The run joins a Ray cluster (``RAY_ADDRESS``) where another actor holds one of its two
     CPUs: two workers would leave one pending forever (and its chunks with it); one starts,
     the note says why, and the run finishes."""
-    import subprocess
-    import sys
-
-    import ray
-
-    @ray.remote(num_cpus=1)
-    class Holder:
-        def ready(self) -> bool:
-            return True
-
-    holder = Holder.remote()
-    try:
-        ray.get(holder.ready.remote(), timeout=60)
-        env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-               "RAY_ADDRESS": ray.get_runtime_context().gcs_address}  # fmt: skip
-        with ScriptedServer(reply=tinygsm_reply, model="s") as srv:
-            args = run_args(tmp_path, gsm8k_train, srv.base_url, "s", "--limit", "6",
-                            "--workers", "2")  # fmt: skip
-            args[1] = pipeline(tmp_path, commit_every_seeds=1)
-            done = subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=ROOT,
-                                  env=env, capture_output=True, text=True, timeout=240)  # fmt: skip
-    finally:
-        ray.kill(holder)
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           "RAY_ADDRESS": ray.get_runtime_context().gcs_address}  # fmt: skip
+    with one_cpu_held(), ScriptedServer(reply=tinygsm_reply, model="s") as srv:
+        args = run_args(tmp_path, gsm8k_train, srv.base_url, "s", "--limit", "6",
+                        "--workers", "2")  # fmt: skip
+        args[1] = pipeline(tmp_path, commit_every_seeds=1)
+        done = subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=240)  # fmt: skip
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     assert "--workers 2 asked; the Ray cluster has room for 2, but other jobs" in flat(out)

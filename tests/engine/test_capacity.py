@@ -9,6 +9,7 @@ import pytest
 import ray
 
 from orchestrator.engine.capacity import CapacityError, size_workers
+from tests.support.held_cpu import one_cpu_held
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
@@ -43,15 +44,6 @@ def test_a_resource_no_node_has_is_an_error() -> None:
 
 
 def test_what_other_actors_hold_is_left_to_them() -> None:
-    @ray.remote(num_cpus=1)
-    class Holder:
-        def ready(self) -> bool:
-            return True
-
-    holder = Holder.remote()
-    try:
-        ray.get(holder.ready.remote(), timeout=60)
+    with one_cpu_held():
         n, note = size_workers(2, {"num_cpus": 1})
-    finally:
-        ray.kill(holder)
     assert n == 1 and note is not None and "free now: CPU 1" in note
