@@ -1,4 +1,4 @@
-"""The ``mathsynth`` command line: ``run``, ``demo``, ``show``, ``stats``, ``mix``, ``push``,
+"""The ``mathsynth`` command line: ``run``, ``demo``, ``show``, ``stats``, ``repair``, ``mix``, ``push``,
 ``submit``, ``watch``, ``pipelines``.
 
 It turns flags, environment variables and the pipeline file into one validated config, picks
@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from orchestrator.cli.cluster import submit, watch
-from orchestrator.cli.data import mix, pipelines, push, show, stats
+from orchestrator.cli.data import mix, pipelines, push, repair, show, stats
 from orchestrator.cli.output import console, fail, out, print_run_summary, print_summary
 from orchestrator.core.config import (
     ConfigError,
@@ -78,6 +79,7 @@ def _vllm_replicas(teacher: dict[str, Any], gpus: int | None, path: Path) -> Non
 def _run(
     cfg: PipelineConfig, builtin: bool, seeds_spec: str | None, out_dir: str,
     allow_config_change: bool, progress: bool, json_events: bool = False,
+    retry_length_rejected: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     from orchestrator.engine.driver import run_job
     from orchestrator.teacher.local_cpu import LocalCPUTeacher
@@ -116,7 +118,8 @@ def _run(
         summary = run_job(
             cfg, seeds, out_dir, api_key=api_key,
             on_progress=display.update if display else None,
-            allow_config_change=allow_config_change, on_startup=step,
+            allow_config_change=allow_config_change, on_startup=step, preflight=True,
+            retry_length_rejected=retry_length_rejected,
         )  # fmt: skip
         if display is not None:
             display.finish(summary)
@@ -150,13 +153,18 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def _execute(pipeline: str, overrides: dict[str, Any], seeds: str | None, out_dir: str,
              allow_config_change: bool, progress: bool,
-             dry_run: int | None = None, json_events: bool = False) -> dict[str, Any]:  # fmt: skip
+             dry_run: int | None = None, json_events: bool = False,
+             retry_length_rejected: bool = False) -> dict[str, Any]:  # fmt: skip
     from orchestrator.cluster.sealed_env import SealError, unseal_environ
+    from orchestrator.engine.capacity import CapacityError
     from orchestrator.engine.driver import FatalRunError
+    from orchestrator.output.integrity import CorruptFileError
     from orchestrator.output.lock import OutputLocked
     from orchestrator.output.storage import StorageError
     from orchestrator.output.store import OutputStore
+    from orchestrator.teacher.errors import TeacherError
     from orchestrator.teacher.local_cpu import LocalTeacherError
+    from orchestrator.teacher.preflight import TeacherUnavailable
     from orchestrator.telemetry.ray_output import plain_streams
 
     # `ray job stop` sends SIGTERM: stop like Ctrl-C, so workers commit what they finished.
@@ -168,21 +176,34 @@ def _execute(pipeline: str, overrides: dict[str, Any], seeds: str | None, out_di
         cfg, builtin = build_config(pipeline, deep_update(overrides, {"seeds": {"path": seeds}}))
         if dry_run is not None:
             return _dry_run(cfg, seeds, dry_run)
-        OutputStore(out_dir)  # an unusable --out fails here, before a teacher is started
-        summary = _run(cfg, builtin, seeds, out_dir, allow_config_change, progress, json_events)
+        OutputStore(out_dir).storage.check_writable()  # unusable --out: fail before starting
+        summary = _run(cfg, builtin, seeds, out_dir, allow_config_change, progress, json_events,
+                       retry_length_rejected)  # fmt: skip
+    except CorruptFileError as err:
+        raise fail(f"{err}; {err.hint}") from None
     except (ConfigError, SeedError, FileNotFoundError, LocalTeacherError, StorageError,
-            SealError, OutputLocked) as err:  # fmt: skip
+            SealError, OutputLocked, CapacityError) as err:  # fmt: skip
         raise fail(str(err)) from None
     except FatalRunError as err:
         raise fail(f"run stopped: {err}", code=1) from None
+    except (TeacherUnavailable, TeacherError) as err:  # the check before the run (preflight.py)
+        raise fail(f"teacher check failed: {err}", code=1) from None
     except KeyboardInterrupt:
-        console.print(f"interrupted: committed work is in {out_dir}; run again to resume")
+        console.print(Text(f"interrupted: committed work is in {out_dir}; run again to resume"))
         raise typer.Exit(130) from None
     if not json_events:  # --json: the summary was the last event
         print_run_summary(summary)
-    if summary.get("stopped"):  # e.g. --max-cost: seeds are left for a later run
-        console.print(summary["stopped"], highlight=False)
+    if summary.get("stopped"):  # e.g. --max-cost: seeds are left for a later run (exit 3)
+        console.print(summary["stopped"], highlight=False, markup=False)
         raise typer.Exit(3)
+    unfinished = summary.get("seeds_failed", 0) + summary.get("seeds_not_run", 0)
+    if unfinished:  # exit 1: a run that left seeds undone is not a success
+        errors = ", ".join(f"{k}={v:g}" for k, v in summary.get("teacher_errors", {}).items())
+        raise fail(
+            f"{unfinished} of {summary['seeds_read']} seeds did not finish "
+            f"({summary.get('seeds_failed', 0)} failed{f': {errors}' if errors else ''}); "
+            "run the same command again to retry them", code=1,
+        )  # fmt: skip
     return summary
 
 
@@ -230,6 +251,9 @@ def run(
         list[str] | None,
         typer.Option(help="another output whose logged teacher replies are reused (repeatable)"),
     ] = None,
+    retry_length_rejected: Annotated[
+        bool, typer.Option(help="ask again for seeds rejected only for length (raise the budget)")
+    ] = False,
 ) -> None:
     """Run a pipeline: seeds in, a verified dataset out (resumes if --out has data)."""
     overrides = {
@@ -253,6 +277,7 @@ def run(
     _execute(
         pipeline, overrides, seeds, out_dir, allow_config_change, progress,
         dry_run_seeds if dry_run else None, json_events=json_events,
+        retry_length_rejected=retry_length_rejected,
     )  # fmt: skip
 
 
@@ -284,6 +309,7 @@ def demo(
 # ``mathsynth --help`` lists them.
 app.command(name="show")(show)
 app.command(name="stats")(stats)
+app.command(name="repair")(repair)
 app.command(name="mix")(mix)
 app.command(name="push")(push)
 app.command(name="submit")(submit)

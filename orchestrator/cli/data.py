@@ -1,8 +1,12 @@
-"""The ``mathsynth`` dataset commands: ``show``, ``stats``, ``mix``, ``push`` and ``pipelines``.
+"""The ``mathsynth`` dataset commands: ``show``, ``stats``, ``repair``, ``mix``, ``push`` and
+``pipelines``.
 
-Plain functions with typer annotations: they read an output dataset (its rows, its funnel,
-its plots), blend two datasets, publish one to the Hugging Face Hub, or list the built-in
-pipeline files. ``orchestrator.cli.app`` registers them on
+Plain functions with typer annotations: they read an output dataset (its rows, the teacher
+replies behind a row, its funnel, its plots), move its unreadable files to quarantine, blend two
+datasets, publish one to the Hugging Face Hub, or list the built-in pipeline files. Rows and
+reasons are printed as data, never as rich markup (teacher text holds brackets). A directory
+that is not a mathsynth output, or holds an unreadable file, is an error (exit 2) naming it.
+``orchestrator.cli.app`` registers them on
 its typer app; this module does not create or touch the app (importing it registers nothing),
 and it runs no pipeline and talks to no cluster.
 """
@@ -14,12 +18,27 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.cli.output import fail, out, print_summary
 from orchestrator.core.config import read_yaml
 from orchestrator.core.resources import builtin_pipelines
 
-__all__ = ["mix", "pipelines", "push", "show", "stats"]
+__all__ = ["mix", "pipelines", "push", "repair", "show", "stats"]
+
+
+def _output_store(out_dir: str) -> Any:
+    """The ``OutputStore`` at ``out_dir``, or exit 2 when no mathsynth run wrote there."""
+    from orchestrator.output.storage import StorageError
+    from orchestrator.output.store import OutputStore
+
+    try:
+        store = OutputStore(out_dir)
+    except StorageError as err:
+        raise fail(str(err)) from None
+    if not store.is_output():
+        raise fail(f"{out_dir}: not a mathsynth output directory (no data/)")
+    return store
 
 
 def show(
@@ -35,22 +54,29 @@ def show(
     """Load a dataset with ``datasets`` and print its size and a few rows."""
     import datasets
 
-    from orchestrator.output.store import OutputStore
+    from orchestrator.output.storage import CorruptFileError
 
-    store = OutputStore(out_dir)
+    store = _output_store(out_dir)
     if row_id is not None:
         show_row(store, row_id, raw)
         return
-    files = [store.uri(f) for f in store.committed_files()]
-    if not files:
-        out.print(f"{out_dir}: no rows were accepted (see summary.json and rejected/)")
+    committed = store.committed_files()
+    try:
+        for file in committed:  # a damaged footer is named here, not deep inside `datasets`
+            store.storage.read_schema(file)
+    except CorruptFileError as err:
+        raise fail(f"{err}; {err.hint}") from None
+    if not committed:
+        out.print(Text(f"{out_dir}: no rows were accepted (see summary.json and rejected/)"))
         return
-    ds = datasets.load_dataset("parquet", data_files=files, split="train")
-    out.print(f"[bold]{out_dir}[/]: {ds.num_rows} rows, columns {ds.column_names}")
+    ds = datasets.load_dataset("parquet", data_files=[store.uri(f) for f in committed],
+                               split="train")  # fmt: skip
+    out.print(Text.assemble((out_dir, "bold"), f": {ds.num_rows} rows, columns {ds.column_names}"))
     for row in ds.select(range(min(rows, ds.num_rows))):
-        out.print(f"\n[bold]Q:[/] {row['question']}\n[bold]answer:[/] {row['answer']}")
+        out.print(Text.assemble("\n", ("Q: ", "bold"), str(row["question"])), soft_wrap=True)
+        out.print(Text.assemble(("answer: ", "bold"), str(row["answer"])))
         body = row["code"] or row.get("solution") or ""
-        out.print(body, markup=False, highlight=False, soft_wrap=True)
+        out.print(Text(body), highlight=False, soft_wrap=True)
 
 
 def show_row(store: Any, row_id: str, raw: bool) -> None:
@@ -91,29 +117,59 @@ def stats(
 ) -> None:
     """The funnel of DIR over all its runs: seeds by outcome, rows kept, drops by reason."""
     from orchestrator.output.stats import funnel, rejected_rows
-    from orchestrator.output.store import OutputStore
+    from orchestrator.output.storage import CorruptFileError
 
-    if not OutputStore(out_dir).is_output():
-        raise fail(f"{out_dir}: not a mathsynth output directory (no data/)")
-    info = funnel(out_dir)
-    table = Table("stage", "reason", "dropped", title=f"{out_dir}: funnel")
+    store = _output_store(out_dir)
+    try:
+        info = funnel(out_dir)
+        found = rejected_rows(out_dir, reason, rows) if reason else []
+    except CorruptFileError as err:
+        raise fail(f"{err}; {err.hint}") from None
+    table = Table("stage", "reason", "dropped", title=Text(f"{out_dir}: funnel"))
     for stage, reasons in info["dropped_by_stage"].items():
         for why, n in reasons.items():
-            table.add_row(stage, why, str(n))
-    out.print(f"seeds: {info['seeds']}  rows kept: {info['rows']}  dropped: {info['dropped']}")
+            table.add_row(Text(stage), Text(why), str(n))
+    out.print(
+        Text(f"seeds: {info['seeds']}  rows kept: {info['rows']}  dropped: {info['dropped']}")
+    )
     out.print(table)
-    if reason:
-        for row in rejected_rows(out_dir, reason, rows):
-            detail = f" [{row['reject_detail']}]" if row["reject_detail"] else ""
-            out.print(f"- {row['reject_reason']}{detail}: {row['question'][:200]}", markup=False)
+    for row in found:
+        detail = f" [{row['reject_detail']}]" if row["reject_detail"] else ""
+        out.print(f"- {row['reject_reason']}{detail}: {row['question'][:200]}", markup=False)
     if plot:
         from orchestrator.output.card import write_card
 
-        store = OutputStore(out_dir)
         for path in write_card(store).values():
             out.print(
                 store.uri(store.storage.path(path)), markup=False, highlight=False, soft_wrap=True
             )
+
+
+def repair(
+    out_dir: Annotated[str, typer.Argument(help="a mathsynth output directory or URL")],
+    dry_run: Annotated[bool, typer.Option(help="only list the unreadable files")] = False,
+) -> None:
+    """Move DIR's unreadable files (and their commit's other files) to _mathsynth/quarantine/;
+    the next run asks the teacher again for the seeds they recorded."""
+    from orchestrator.output.integrity import quarantine, scan
+
+    store = _output_store(out_dir)
+    problems = scan(store)
+    if not problems:
+        out.print(Text(f"{out_dir}: every committed file reads back whole; nothing to do"))
+        return
+    for problem in problems:
+        out.print(Text(f"unreadable: {problem}"))
+    if dry_run:
+        out.print("--dry-run: nothing moved")
+        return
+    moved = quarantine(store, problems)
+    for src, dst in moved:
+        out.print(Text(f"moved {src} -> {dst}"))
+    out.print(
+        Text(f"{len(moved)} file(s) quarantined; run the same `mathsynth run` command again to "
+             "re-run the seeds they recorded")
+    )  # fmt: skip
 
 
 def mix(

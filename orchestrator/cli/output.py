@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["console", "fail", "out", "print_run_summary", "print_summary"]
 
@@ -26,7 +27,8 @@ out = Console()
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` as an error on stderr; returns the ``typer.Exit`` to raise."""
     # escaped: messages hold brackets that are not markup, e.g. pip install 'mathsynth[vllm]'
-    console.print(f"[red]error:[/] {escape(message)}", highlight=False)
+    # one line however long (soft_wrap): logs and grep see the whole message
+    console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -41,7 +43,7 @@ def print_summary(summary: dict[str, Any], title: str = "run summary") -> None:
             )
         elif isinstance(value, float) and value.is_integer():
             value = int(value)
-        table.add_row(key, str(value))
+        table.add_row(Text(key), Text(str(value)))  # data (error messages hold brackets)
     out.print(table)
 
 

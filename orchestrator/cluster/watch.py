@@ -17,7 +17,8 @@ colour codes when the output is not a terminal.
 
 Token authentication (``RAY_AUTH_MODE=token``): ``orchestrator.cluster.jobs_api.connect`` finds the
 token where Ray does and says whether it is missing (401) or rejected (403). Watching ends when the job does (exit code 0 when it
-finished, 1 when it failed or was stopped, 130 when it was interrupted). It never starts,
+finished every seed, 1 when seeds failed or were not run, or it failed or was stopped, 130
+when it was interrupted: the code ``mathsynth run`` gave). It never starts,
 stops or changes a job.
 """
 
@@ -39,6 +40,15 @@ from orchestrator.telemetry.ray_output import strip_ansi
 
 STALE_S = 30.0
 EXIT_CODES = {"finished": 0, "failed": 1, "interrupted": 130}
+
+
+def exit_code(state: str | None, summary: dict[str, Any] | None) -> int:
+    """The exit code ``mathsynth run`` gave its run: 0 only when every seed finished (a run
+    that ended with failed or unrun seeds is 1), 1 failed, 130 interrupted."""
+    code = EXIT_CODES.get(state or "", 1)
+    if code == 0 and summary and (summary.get("seeds_failed") or summary.get("seeds_not_run")):
+        return 1
+    return code
 
 
 class WatchError(JobsAPIError):
@@ -85,7 +95,7 @@ def watch_output(
                     summary = view.get("summary")
                     if summary is not None:
                         display.finish(summary)
-                    return EXIT_CODES.get(view["state"], 1), summary
+                    return exit_code(view["state"], summary), summary
             elif view is not None and time.time() - float(seen or 0) > STALE_S and not warned:
                 console.print(f"no progress for {STALE_S:.0f}s: is the run still going?")
                 warned = True
@@ -136,7 +146,7 @@ def watch_job(
 
     status = client.get_job_status(job_id)
     if state in EXIT_CODES:
-        return EXIT_CODES[state], summary
+        return exit_code(state, summary), summary
     if status != JobStatus.SUCCEEDED:
         message = client.get_job_info(job_id).message or ""
         console.print(f"job {job_id} ended {status}: {message}", highlight=False)

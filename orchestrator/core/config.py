@@ -77,6 +77,10 @@ class RunConfig(StrictModel):
     )
     spread_workers: bool = Field(True, description="Ray SPREAD: workers over as many nodes")
     limit: int | None = Field(None, ge=1, description="only the first N seeds")
+    stop_after_failures: int = Field(
+        8, ge=0, description="stop when the first N seeds all fail the same persistent way "
+        "(orchestrator.engine.failure_stop); 0: never",
+    )  # fmt: skip
 
 
 class PipelineConfig(StrictModel):

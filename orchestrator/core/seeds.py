@@ -4,7 +4,9 @@ Sources: a local JSONL / JSON / parquet file, a seed descriptor (``seeds/*.yaml`
 file or a Hugging Face dataset id), or a Hugging Face dataset id directly (``openai/gsm8k`` with
 config ``main``; needs internet). Field names are detected (question/problem/prompt/instruction;
 answer/solution) and gold answers are extracted from GSM8K's ``#### N`` and MATH's ``\\boxed{}``.
-Bad input raises ``SeedError`` naming the file and line. This module does not shard or dedup.
+Bad input raises ``SeedError`` naming the file and line: invalid JSON, bytes that are not
+UTF-8, a question that is missing, empty, not text (null, a number, a list, an object) or
+longer than ``max_question_chars``. This module does not shard or dedup.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import Field
 
 from orchestrator.core.records import Record
 from orchestrator.core.resources import resolve_seed_file
@@ -30,6 +33,8 @@ class SeedConfig(StrictModel):
     split: str = "train"
     question_field: str | None = None  # auto: question/problem/prompt/instruction
     answer_field: str | None = None  # auto: answer/solution/gt
+    # A longer question is an input error, not a prompt: it would be sent to the teacher as is.
+    max_question_chars: int = Field(32_000, ge=1)
 
 
 class SeedError(ValueError):
@@ -81,19 +86,55 @@ def normalise_rows(
         if not isinstance(row, dict):
             raise SeedError(f"{source}:{line}: expected an object, got {type(row).__name__}")
         qf = _pick(row, cfg.question_field, QUESTION_FIELDS)
-        if qf is None or not str(row[qf] or "").strip():
+        if qf is None:
             want = cfg.question_field or "/".join(QUESTION_FIELDS)
             raise SeedError(f"{source}:{line}: no question field ({want}) in {sorted(row)}")
+        question = row[qf]
+        if question is None:
+            raise SeedError(f"{source}:{line}: '{qf}' is null, not text")
+        if not isinstance(question, str):
+            raise SeedError(f"{source}:{line}: '{qf}' must be text, not {_json_type(question)}")
+        if not question.strip():
+            raise SeedError(f"{source}:{line}: '{qf}' is empty")
+        if len(question) > cfg.max_question_chars:
+            raise SeedError(
+                f"{source}:{line}: '{qf}' is {len(question):,} characters, over the limit of "
+                f"{cfg.max_question_chars:,} (seeds.max_question_chars)"
+            )
         af = _pick(row, cfg.answer_field, ANSWER_FIELDS)
         gold = extract_gold_answer(row.get(af)) if af else None
-        record = Record.seed(str(row[qf]), gold, label or source)
+        record = Record.seed(question, gold, label or source)
         seeds.setdefault(record.id, record)
     return list(seeds.values())
 
 
+def _json_type(value: object) -> str:
+    """A value's type as JSON calls it (for messages about seed files)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _not_utf8(path: Path, line: int, data: bytes, err: UnicodeDecodeError) -> SeedError:
+    return SeedError(
+        f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x} at column "
+        f"{err.start + 1}); seed files are UTF-8 JSON"
+    )
+
+
 def _read_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise _not_utf8(path, number, raw, err) from None
             if not line.strip():
                 continue
             try:
@@ -103,8 +144,17 @@ def _read_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
 
 
 def _read_json(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    raw = path.read_bytes()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        start = raw.rfind(b"\n", 0, err.start) + 1
+        raise _not_utf8(path, line, raw[start:], UnicodeDecodeError(
+            err.encoding, err.object, err.start - start, err.end - start, err.reason
+        )) from None  # fmt: skip
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as err:
         raise SeedError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from None
     if isinstance(data, dict):

@@ -5,8 +5,9 @@ full, so work balances itself), takes every returned chunk's candidate commit to
 (``orchestrator.engine.finalize``), and refreshes the progress view every ``poll_s``. A chunk
 whose worker died is handed out again minus the seeds it already committed, whose candidate
 commit is read back from storage for the finalizer (``orchestrator.engine.recovery``); a worker
-being restarted gets no chunk until it answers. A fatal teacher error (bad key) stops every
-worker; Ctrl-C (or SIGTERM) asks every worker to commit what it finished, and the results that
+being restarted gets no chunk until it answers. A fatal teacher error (bad key), the first seeds
+all failing one persistent way (``orchestrator.engine.failure_stop``), a lost output lock or a
+worker's storage error stops every worker; Ctrl-C (or SIGTERM) asks every worker to commit what it finished, and the results that
 come back are still finalized. Ray does the distribution; this module only decides which chunk
 goes where next.
 
@@ -20,14 +21,16 @@ import time
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import RayActorError, RayTaskError
 
 from orchestrator.engine.budget import CostBudget
 from orchestrator.engine.chunks import Chunk, ChunkFeed
+from orchestrator.engine.failure_stop import FailureStop
 from orchestrator.engine.finalize import Finalizer
 from orchestrator.engine.recovery import WorkerHealth, recover, worker_died
 from orchestrator.output.lock import OutputLock
 from orchestrator.output.replies import ReplyIndex
+from orchestrator.output.storage import StorageError
 from orchestrator.output.store import OutputStore
 from orchestrator.teacher.pricing import Price
 from orchestrator.telemetry.job_report import JobState, ProgressFn, progress_view
@@ -55,6 +58,7 @@ class Dispatch:
         lock: OutputLock | None = None,
         replies: ReplyIndex | None = None,
         budget: CostBudget | None = None,
+        stopper: FailureStop | None = None,
     ) -> None:
         self.workers = workers
         self.feed = feed
@@ -70,6 +74,7 @@ class Dispatch:
         self.lock = lock
         self.replies = replies  # logged replies, handed to workers with their seeds
         self.budget = budget  # --max-cost
+        self.stopper = stopper  # the first seeds all failing one persistent way
         # ref -> (worker, chunk, incarnation, chunk size when cut, sent at)
         self.outstanding: dict[Any, tuple[int, Chunk, int, int, float]] = {}
         self.load = [0] * len(workers)
@@ -82,8 +87,7 @@ class Dispatch:
         try:
             while (self._more() and self.state.fatal is None) or self.outstanding:
                 if self.lock is not None and self.lock.lost and self.state.fatal is None:
-                    self.state.fatal = "another run took over this output's lock; stopped"
-                    ray.get([w.stop.remote() for w in self.workers])
+                    self._fail("another run took over this output's lock; stopped")
                 self._send()
                 if self.health.all_lost():
                     raise FatalRunError("every generation worker is gone (restarts used up)")
@@ -116,7 +120,7 @@ class Dispatch:
         if self.budget.exhausted:
             self.state.stopped = self.budget.message()
         if must_stop:
-            ray.get([w.stop.remote() for w in self.workers])
+            self._stop_workers()
 
     def _per_worker(self) -> int:
         return max(2, math.ceil(2 * self.target / self.feed.size))
@@ -140,6 +144,10 @@ class Dispatch:
         self.load[i] -= 1
         try:
             result = ray.get(ref)
+        except RayTaskError as err:  # the output cannot be written: stop, say where
+            if isinstance(err.cause, StorageError):
+                raise err.cause from None
+            raise
         except RayActorError as err:
             if not worker_died(err):  # a job-state actor it called is gone
                 raise FatalRunError(f"a job actor died: {err}") from err
@@ -164,12 +172,23 @@ class Dispatch:
         if self.budget is not None:  # the worker pushed its counters before replying
             self._check_budget(ray.get(self.metrics.snapshot.remote()))
         if result["fatal"] and self.state.fatal is None:
-            self.state.fatal = result["fatal"]
-            ray.get([w.stop.remote() for w in self.workers])
+            self._fail(result["fatal"])
+
+    def _fail(self, why: str) -> None:
+        """The run cannot go on: no new chunk; every worker commits what it finished."""
+        self.state.fatal = why
+        self._stop_workers()
+
+    def _stop_workers(self, timeout: float = 10) -> None:
+        """Ask every worker to commit what it finished and return (a worker that is not
+        running, e.g. still waiting for resources, never answers: not waited for past
+        ``timeout``)."""
+        stops = [w.stop.remote() for w in self.workers]
+        ray.wait(stops, num_returns=len(stops), timeout=timeout)
 
     def _drain(self) -> None:
         """After Ctrl-C: every worker commits what it finished; take what comes back."""
-        ray.get([w.stop.remote() for w in self.workers], timeout=10)
+        self._stop_workers()
         deadline = time.monotonic() + 30
         while self.outstanding and time.monotonic() < deadline:
             ready, _ = ray.wait(list(self.outstanding), num_returns=1, timeout=1)
@@ -192,6 +211,9 @@ class Dispatch:
         self.state.deaths = {f"worker-{i}": n for i, n in self.health.deaths.items()}
         snapshot = self._push_finalizer()
         self._check_budget(snapshot)
+        why = self.stopper.check(snapshot) if self.stopper is not None else None
+        if why is not None and self.state.fatal is None:  # orchestrator.engine.failure_stop
+            self._fail(why)
         gauges = snapshot.setdefault("gauges", {})  # rows the finalizer holds count as pending
         gauges["pending_commit"] = gauges.get("pending_commit", 0) + self.finalizer.pending_rows
         if self.on_progress is not None:

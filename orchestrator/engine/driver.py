@@ -10,6 +10,13 @@ seed order and commits the dataset, so the output does not depend on worker coun
 The loop itself is ``orchestrator.engine.dispatch``. Ctrl-C (or SIGTERM from ``ray job stop``)
 asks every worker to commit what it finished, finalizes what can be, then stops.
 
+Failing fast (each decided in its own module, hooked in here): the teacher is checked before
+anything starts (``orchestrator.teacher.preflight``, when asked), workers are sized to what the
+cluster can hold (``orchestrator.engine.capacity``), the run stops when its first seeds all fail
+one persistent way (``orchestrator.engine.failure_stop``, in the dispatch loop), a worker's
+storage error ends the run naming the file, and a private Ray sweeps what killed earlier runs left
+(``orchestrator.engine.ray_leftovers``).
+
 Ray does the distribution; this module only wires the run together. The progress view and the
 summary are built by ``orchestrator.telemetry.job_report``; rendering is the caller's
 (``on_progress``).
@@ -17,6 +24,7 @@ summary are built by ``orchestrator.telemetry.job_report``; rendering is the cal
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import signal
@@ -27,13 +35,17 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from ray._common.utils import get_default_ray_temp_dir
 
 from orchestrator import __version__
 from orchestrator.core.config import ConfigError, PipelineConfig
 from orchestrator.core.records import Record
+from orchestrator.engine import ray_leftovers
 from orchestrator.engine.budget import CostBudget
+from orchestrator.engine.capacity import CapacityError, job_workers
 from orchestrator.engine.chunks import ChunkFeed
 from orchestrator.engine.dispatch import Dispatch, FatalRunError
+from orchestrator.engine.failure_stop import FailureStop
 from orchestrator.engine.finalize import Finalizer
 from orchestrator.engine.job_directory import JobActors, start_directory
 from orchestrator.engine.placement import on_driver_node, worker_options
@@ -42,12 +54,15 @@ from orchestrator.engine.worker import GenerationWorker
 from orchestrator.methods.catalog import fingerprint
 from orchestrator.output.accounting import SUMMED, RunLog, write_summary
 from orchestrator.output.card import write_card
+from orchestrator.output.ledger import DONE
+from orchestrator.output.length_rejected import length_rejected
 from orchestrator.output.lock import OutputLock
 from orchestrator.output.replies import ReplyIndex
 from orchestrator.output.store import OutputStore
 from orchestrator.quality.decontam import build_index
 from orchestrator.teacher.launch import TeacherSetupError
 from orchestrator.teacher.pool import ReplicaPool
+from orchestrator.teacher.preflight import check_teacher
 from orchestrator.teacher.pricing import price_for
 from orchestrator.teacher.ratelimit import RateLimiter
 from orchestrator.telemetry.actor_state import ClusterState
@@ -64,6 +79,8 @@ from orchestrator.telemetry.metrics import start_hub
 from orchestrator.telemetry.progress import ProgressFile
 from orchestrator.telemetry.ray_output import quiet_private_start
 from orchestrator.telemetry.startup import StartupFn, no_startup
+
+log = logging.getLogger(__name__)
 
 
 def _earlier_rows(out_dir: str) -> list[tuple[str, str]]:
@@ -93,11 +110,14 @@ def ensure_ray(num_cpus: int | None = None) -> bool:
     else:
         # address="local": a private Ray, never a cluster some other process started here
         # (RAY_ADDRESS=auto joins that one; Ray Jobs set RAY_ADDRESS for their drivers).
+        # Agents and session dirs of earlier private Rays whose driver was killed go first.
+        ray_leftovers.sweep(get_default_ray_temp_dir())
         with quiet_private_start():  # Ray warnings a user cannot act on (ray_output.py)
             ray.init(
                 address="local", num_cpus=num_cpus, include_dashboard=False,
                 _node_ip_address="127.0.0.1", **kwargs,
             )  # fmt: skip
+        ray_leftovers.record(ray_leftovers.current_session_dir())
     # ray.init makes SIGTERM a sys.exit; keep the caller's handler (the CLI stops like Ctrl-C
     # on it, which is what `ray job stop` sends a job's driver).
     if callable(on_sigterm) and threading.current_thread() is threading.main_thread():
@@ -116,20 +136,26 @@ def run_job(
     poll_s: float = 0.5,
     telemetry: bool = True,
     on_startup: StartupFn = no_startup,
+    preflight: bool = False,
+    retry_length_rejected: bool = False,
 ) -> dict[str, Any]:
     """Run the pipeline over ``seeds`` into ``out_dir``; returns (and writes) the summary.
 
     ``telemetry``: export counters to ``ray.util.metrics``, keep ``_mathsynth/progress.json``
     and per-actor state for ``mathsynth watch`` (off only to measure its overhead).
     ``on_startup(step)``: each start-up step as it begins (until the first ``on_progress``).
-    Raises ``OutputLocked`` while another run writes into ``out_dir``."""
+    ``preflight``: check the teacher before starting anything when seeds are pending
+    (``orchestrator.teacher.preflight``; raises ``TeacherUnavailable``); the CLI does.
+    ``retry_length_rejected``: seeds rejected only for ``length`` are run again
+    (``orchestrator.output.length_rejected``; they are final otherwise). Raises
+    ``OutputLocked`` while another run writes into ``out_dir``."""
     on_startup("reading the output directory")
     store = OutputStore(out_dir)
     with OutputLock(store.storage) as lock:  # before anything on storage changes
         return _run_locked(
             cfg, seeds, store, lock, api_key=api_key, on_progress=on_progress,
             allow_config_change=allow_config_change, poll_s=poll_s, telemetry=telemetry,
-            on_startup=on_startup,
+            on_startup=on_startup, preflight=preflight, retry_length_rejected=retry_length_rejected,
         )  # fmt: skip
 
 
@@ -145,6 +171,8 @@ def _run_locked(
     poll_s: float,
     telemetry: bool,
     on_startup: StartupFn,
+    preflight: bool,
+    retry_length_rejected: bool,
 ) -> dict[str, Any]:
     started = time.time()
     price = price_for(cfg.teacher.model, cfg.teacher.price) if cfg.teacher else None
@@ -157,9 +185,16 @@ def _run_locked(
     store.cleanup()
     rebuilt = check_configuration(store, cfg, allow_config_change)
     ledger = store.read_ledger()
-    pending = [s for s in seeds if s.id not in ledger.finished]
-    order = [s.id for s in seeds if s.id not in ledger.finalized]
+    finished = ledger.finished
+    if retry_length_rejected:  # after raising the budget (orchestrator.output.length_rejected)
+        finished = finished - length_rejected(store, ledger.outcomes)
+    pending = [s for s in seeds if s.id not in finished]
+    order = [s.id for s in seeds if s.id not in ledger.finalized or s.id not in finished]
     run = cfg.run
+    if preflight and pending and cfg.teacher is not None:
+        on_startup("checking the teacher")
+        for warning in check_teacher(cfg.teacher, api_key):
+            log.warning(warning)
     state = JobState(len(seeds), len(seeds) - len(pending), 0)
     run_info = {"run_id": f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(started))}-{lock.owner[:8]}",
                 "started": started, "version": __version__, "fingerprint": fingerprint(cfg)}  # fmt: skip
@@ -170,7 +205,8 @@ def _run_locked(
     on_startup(f"loading {len(seen)} earlier questions into dedup")
     finalizer.preload(seen)
     for cid, outcomes in ledger.candidates.items():  # finished by an earlier, stopped run
-        finalizer.add(cid, outcomes, store.candidate_rows(cid), ledger.failures)
+        done = {seed: o for seed, o in outcomes.items() if o in DONE}  # failed ones run again
+        finalizer.add(cid, done, store.candidate_rows(cid), ledger.failures)
     finalizer.advance()
 
     joins = ray.is_initialized() or bool(os.environ.get("RAY_ADDRESS"))
@@ -206,7 +242,8 @@ def _run_locked(
         replies = ReplyIndex([store, *(OutputStore(d) for d in run.reuse_replies)])
         replies.scan()
     feed = ChunkFeed(pending, run.commit_every_seeds, run.max_chunk_seeds, run.chunk_target_s)
-    n_workers = max(1, min(run.workers, math.ceil(len(pending) / run.commit_every_seeds)))
+    n_chunks = math.ceil(len(pending) / run.commit_every_seeds)
+    n_workers = _size_workers(cfg, n_chunks, teacher_pool, started_ray)
     workers = [
         GenerationWorker.options(**worker_options(run), **_storage_env(store)).remote(
             f"worker-{i}", cfg.model_dump_json(), store.url, directory_name, api_key
@@ -234,7 +271,7 @@ def _run_locked(
     dispatch = Dispatch(
         workers, feed, finalizer, store, state, metrics, target_in_flight=target,
         pending_total=len(pending), price=price, on_progress=sink, poll_s=poll_s, lock=lock,
-        replies=replies, budget=budget,
+        replies=replies, budget=budget, stopper=FailureStop(run.stop_after_failures),
     )  # fmt: skip
     try:
         dispatch.run()
@@ -289,6 +326,21 @@ def _start_teacher_pool(cfg: PipelineConfig, started_ray: bool) -> ReplicaPool |
         if started_ray:
             ray.shutdown()
         raise FatalRunError(f"the teacher replicas did not start: {err}") from None
+
+
+def _size_workers(
+    cfg: PipelineConfig, n_chunks: int, pool: ReplicaPool | None, started_ray: bool
+) -> int:
+    """Workers to start (``orchestrator.engine.capacity``); on ``CapacityError`` what this run
+    started is stopped first."""
+    try:
+        return job_workers(cfg.run, n_chunks, cfg.teacher if pool is not None else None)
+    except CapacityError:
+        if pool is not None:
+            pool.shutdown()
+        if started_ray:
+            ray.shutdown()
+        raise
 
 
 def _stop_teacher_pool(pool: ReplicaPool | None, snapshot: dict[str, Any]) -> Any:

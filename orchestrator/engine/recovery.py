@@ -34,15 +34,17 @@ def worker_died(err: BaseException) -> bool:
 def recover(
     chunk: list[dict[str, Any]], store: OutputStore, finalizer: Finalizer
 ) -> list[dict[str, Any]]:
-    """Seeds of ``chunk`` that no commit on storage covers (any outcome), to run again; the
-    candidate commits covering the others go to ``finalizer`` (once each)."""
+    """Seeds of ``chunk`` that the dead worker did not commit, to run again; its candidate
+    commits covering the others go to ``finalizer``. Commits the finalizer already knows (an
+    earlier run's, e.g. a failed attempt of a seed retried now) are not this chunk's."""
     ledger = store.read_ledger(with_questions=False)
     ids = {seed["id"] for seed in chunk}
+    committed: set[str] = set()
     for cid, seeds in ledger.candidates.items():
         if ids & seeds.keys() and not finalizer.known(cid):
             finalizer.add(cid, seeds, store.candidate_rows(cid), ledger.failures)
-    done = ledger.outcomes
-    return [seed for seed in chunk if seed["id"] not in done]
+            committed |= ids & seeds.keys()
+    return [seed for seed in chunk if seed["id"] not in committed]
 
 
 class WorkerHealth:

@@ -5,8 +5,10 @@
 per-row checks, and commits the chunk as one *candidate commit* before it returns (so a
 returned chunk is durable), handing the candidate rows back to the driver. Each seed ends
 ``accepted`` (rows kept), ``rejected`` (every item dropped, reasons stored) or ``failed`` (a
-teacher request failed for good; retried on the next run). Dedup is not decided here: the
-driver's finalizer (``orchestrator.engine.finalize``) does it in seed order. ``stop()`` makes running chunks commit what finished and return.
+teacher request failed for good; retried on the next run; counted by its
+``orchestrator.engine.failure_stop`` signature). Dedup is not decided here: the driver's
+finalizer (``orchestrator.engine.finalize``) does it in seed order. ``stop()`` makes running
+chunks commit what finished and return.
 A ``TeacherFatalError`` (bad key) stops the chunk and is reported, not retried. Given the job's
 ``RateLimiter`` handle, teacher sends wait for its grants and every attempt's rate-limit headers
 and 429s are reported to it (``orchestrator.teacher.ratelimit``).
@@ -30,6 +32,8 @@ from orchestrator.core.config import PipelineConfig
 from orchestrator.core.records import Record
 from orchestrator.core.stage import Stage
 from orchestrator.engine.context import StepContext
+from orchestrator.engine.failure_stop import COUNTER as FAILURES
+from orchestrator.engine.failure_stop import signature as failure_signature
 from orchestrator.engine.job_directory import JobActors
 from orchestrator.engine.steps import FilterStep
 from orchestrator.methods.catalog import build_steps
@@ -166,7 +170,9 @@ class GenerationWorker:
             raise
         except TeacherError as err:
             ctx.counters.add("teacher", f"error:{err.kind}")
-            self._errors.append({"kind": err.kind, "message": str(err)})
+            key = failure_signature(err)  # orchestrator.engine.failure_stop
+            ctx.counters.add(FAILURES, key or "transient")
+            self._errors.append({"kind": err.kind, "message": str(err), "signature": key})
             return SeedResult("failed", error=f"{err.kind}: {err}")
         return SeedResult(
             "accepted" if records else "rejected", records, local.rejected, local.side

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.output.integrity import CANDIDATES_DIR, FINAL_MANIFESTS_DIR, read_commit_json
+
 if TYPE_CHECKING:
     from orchestrator.output.store import OutputStore
 
 LEDGER_KEY = b"mathsynth.ledger"
-CANDIDATES_DIR = "_mathsynth/candidates"
-FINAL_MANIFESTS_DIR = "_mathsynth/commits"
 DONE = ("accepted", "rejected")
 
 
@@ -96,7 +96,7 @@ def read_ledger(store: OutputStore, with_questions: bool = True) -> Ledger:
         if with_questions:
             ledger.questions.extend(zip(table.column("question").to_pylist(), ids, strict=True))
     for file in store.storage.glob(FINAL_MANIFESTS_DIR, "*.json"):
-        _apply_final(ledger, json.loads(store.storage.fs.cat_file(file)))
+        _apply_final(ledger, read_commit_json(store.storage, file))  # CorruptFileError if damaged
     for cid, entry in candidate_ledgers(store).items():
         if cid not in ledger.consumed:
             ledger.candidates[cid] = entry["seeds"]
@@ -127,7 +127,7 @@ def candidate_ledgers(store: OutputStore) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for file in candidate_files(store):
         if file.endswith(".json"):
-            out[candidate_id(file)] = json.loads(store.storage.fs.cat_file(file))
+            out[candidate_id(file)] = read_commit_json(store.storage, file)
         else:
             meta = store.storage.read_schema(file).metadata or {}
             if LEDGER_KEY in meta:

@@ -20,15 +20,21 @@ How a file becomes visible in one step, per backend (the commit rule of ``Output
 
 Credentials and endpoints come from each backend's standard environment variables (``AWS_*``,
 ``GOOGLE_APPLICATION_CREDENTIALS``, fsspec's ``FSSPEC_<PROTOCOL>_<OPTION>``); ``worker_env()``
-gives those of the driver, which the engine forwards to its Ray actors. This module knows
-nothing of shards, ledgers or Ray.
+gives those of the driver, which the engine forwards to its Ray actors.
+
+Failures are one-line errors naming the file: a write that fails (disk full, read-only) raises
+``StorageError`` after removing its temp file, so nothing half-written is left; a parquet file
+that does not decode raises ``CorruptFileError``; ``check_writable`` probes a local location
+before a run starts. This module knows nothing of shards, ledgers or Ray.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,10 +48,38 @@ OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs"})
 FORWARDED_ENV_PREFIXES = ("AWS_", "FSSPEC_", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_")
 TMP_DIR = "_mathsynth/tmp"
 REMOTE_READERS = 16  # concurrent shard reads from an object store
+PROBE_BYTES = 4096  # written (then removed) by check_writable: a full disk fails it
 
 
 class StorageError(ValueError):
-    """The output location cannot be used (unsupported protocol, missing backend package)."""
+    """The output location cannot be used (unsupported protocol, missing backend package, a
+    file where a directory should be, read-only, full)."""
+
+
+class CorruptFileError(StorageError):
+    """A committed file that cannot be read back (truncated, damaged): ``path`` names it.
+    ``orchestrator.output.integrity`` finds such files and moves them to quarantine."""
+
+    def __init__(self, path: str, reason: str, location: str = "") -> None:
+        super().__init__(f"{path}: unreadable ({reason})")
+        self.path, self.reason, self.location = path, reason, location
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.path, self.reason, self.location))
+
+    @property
+    def hint(self) -> str:
+        where = self.location or "DIR"
+        return (
+            f"run `mathsynth repair {where}` to move it to {where}/_mathsynth/quarantine/ "
+            "(the seeds it recorded are then run again)"
+        )
+
+
+def _write_error(path: str, err: OSError) -> StorageError:
+    """A one-line error naming the file a write failed on and why (by errno, e.g. ENOSPC)."""
+    why = err.strerror or (str(err).splitlines() or [type(err).__name__])[0]
+    return StorageError(f"cannot write {path}: {why}")
 
 
 def worker_env(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -104,10 +138,8 @@ class Storage:
     def put_bytes(self, name: str, data: bytes) -> str:
         final = self.path(name)
         if self.local:
-            tmp = self._local_tmp(name)
-            tmp.write_bytes(data)
-            Path(final).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
+            with self._local_write(final) as tmp:
+                tmp.write_bytes(data)
         else:
             self.fs.pipe_file(final, data)  # one upload: the object appears whole or not at all
         return final
@@ -118,10 +150,52 @@ class Storage:
             pq.write_table(table, sink)
             return self.put_bytes(name, sink.getvalue().to_pybytes())
         final = self.path(name)
-        tmp = self._local_tmp(name)
-        pq.write_table(table, tmp)
-        os.replace(tmp, final)
+        with self._local_write(final) as tmp:
+            pq.write_table(table, tmp)
         return final
+
+    @contextlib.contextmanager
+    def _local_write(self, final: str) -> Iterator[Path]:
+        """A temp path to write, renamed to ``final`` at the end. A failed write (disk full,
+        read-only) removes the temp file, leaves ``final`` as it was and raises
+        ``StorageError`` naming ``final``."""
+        tmp: Path | None = None
+        try:
+            tmp = self._local_tmp(final)
+            yield tmp
+            Path(final).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+        except OSError as err:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            raise _write_error(final, err) from None
+
+    def check_writable(self) -> None:
+        """Raise ``StorageError`` when a local location cannot take files: a file where the
+        directory should be, a read-only or full filesystem. Probes the directory (or its
+        nearest existing parent) with a small temp file; creates nothing that stays. Object
+        stores are not probed (a write is the only test, and their errors name the key)."""
+        if not self.local:
+            return
+        path = Path(self.base)
+        if path.exists() and not path.is_dir():
+            raise StorageError(f"{path}: exists and is not a directory (--out must be one)")
+        probe_dir = path / TMP_DIR  # where a stray probe is removed by the next cleanup
+        while not probe_dir.exists():
+            probe_dir = probe_dir.parent
+        if not probe_dir.is_dir():
+            raise StorageError(f"{path}: {probe_dir} is a file, not a directory")
+        try:
+            fd, name = tempfile.mkstemp(prefix=".probe-", suffix=".tmp", dir=probe_dir)
+            try:
+                os.write(fd, b"\0" * PROBE_BYTES)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(name)
+        except OSError as err:
+            raise StorageError(f"{path}: cannot write here: {err.strerror}") from None
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -153,16 +227,30 @@ class Storage:
                 self.fs.rm_file(path)
 
     def read_schema(self, path: str) -> pa.Schema:
-        if self.local:
-            return pq.read_schema(path)
-        with self.fs.open(path, "rb") as f:
-            return pq.read_schema(f)
+        with self._reading(path):
+            if self.local:
+                return pq.read_schema(path)
+            with self.fs.open(path, "rb") as f:
+                return pq.read_schema(f)
 
     def read_table(self, path: str, columns: list[str] | None = None) -> pa.Table:
-        if self.local:
-            return pq.read_table(path, columns=columns)
-        with self.fs.open(path, "rb") as f:
-            return pq.read_table(f, columns=columns)
+        with self._reading(path):
+            if self.local:
+                return pq.read_table(path, columns=columns)
+            with self.fs.open(path, "rb") as f:
+                return pq.read_table(f, columns=columns)
+
+    @contextlib.contextmanager
+    def _reading(self, path: str) -> Iterator[None]:
+        """A parquet file that does not decode is reported as ``CorruptFileError`` (a file
+        that vanished stays ``FileNotFoundError``)."""
+        try:
+            yield
+        except FileNotFoundError:
+            raise
+        except (pa.ArrowException, OSError) as err:
+            reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+            raise CorruptFileError(path, reason, self.url) from None
 
     def read_tables(self, paths: list[str], columns: list[str] | None = None) -> list[pa.Table]:
         """``read_table`` of each path, in order; on object stores several at once (each read

@@ -46,7 +46,13 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from orchestrator.teacher.errors import TeacherError, TeacherFatalError
 from orchestrator.teacher.failures import KeySource, _describe, fatal_error, final_error
-from orchestrator.teacher.replies import Completion, _MalformedReply, parse_completion
+from orchestrator.teacher.replies import (
+    BODY_CAUSES,
+    Completion,
+    _MalformedReply,
+    body_cause,
+    parse_completion,
+)
 from orchestrator.teacher.retries import (
     MALFORMED_MAX_ATTEMPTS,
     RetryAfterWait,
@@ -55,6 +61,7 @@ from orchestrator.teacher.retries import (
     retry_after_seconds,
 )
 from orchestrator.teacher.settings import TeacherSettings
+from orchestrator.teacher.transport import transport_cause
 
 try:  # the HTTP library under the openai SDK: httpx2 since openai 3, httpx before
     from httpx2 import Response as _HttpResponse
@@ -228,6 +235,7 @@ class TeacherClient:
     ) -> Completion:
         self._bump("requests")
         observer = self.on_attempt
+        raw: _HttpResponse | None = None
         try:
             # The SDK's generic POST (auth, base URL, timeouts, its error types) with the reply
             # read as plain JSON: ``chat.completions.create`` spends about as much CPU again
@@ -242,16 +250,18 @@ class TeacherClient:
             if observer is not None:
                 observer(exc.status_code, exc.response.headers, retry_after_seconds(exc))
             raise
-        except openai.APITimeoutError:
-            self._bump("timeout")
-            raise
-        except openai.APIConnectionError:
-            self._bump("connection_error")
+        except openai.APIConnectionError as exc:  # by cause: the SDK calls a refusal a timeout
+            self._bump("timeout" if transport_cause(exc) == "timeout" else "connection_error")
             raise
         except (json.JSONDecodeError, UnicodeDecodeError, openai.APIResponseValidationError) as e:
             self._bump("malformed_reply")
+            cause = (
+                body_cause(raw.content, raw.headers.get("content-type"))
+                if raw is not None
+                else "not_json"
+            )
             raise _MalformedReply(
-                f"reply body is not a chat completion ({type(e).__name__})"
+                f"the server answered 200 with {BODY_CAUSES[cause]}", cause
             ) from e
         try:
             return self._completion(reply, attempt)

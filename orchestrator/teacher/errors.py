@@ -3,7 +3,9 @@
 ``TeacherError`` is a teacher request that failed for good (after retries, or at once for errors
 that retrying cannot fix); ``TeacherFatalError`` means the whole run must stop (the server
 rejected the API key). Both carry a ``kind`` (a short machine-readable reason), the HTTP
-``status`` when there was one, and ``attempts`` (HTTP attempts made) when known.
+``status`` when there was one, ``attempts`` (HTTP attempts made) when known, and ``cause``: why
+no usable answer came (a transport cause of ``transport.py`` such as ``connection_refused``, or
+for malformed replies ``html_body`` / ``empty_body`` / ``not_json`` / ``not_completion``).
 
 They hold only plain data, so they pickle cleanly across Ray actors. They never hold the API key,
 the request, or the response; the underlying SDK exception, when relevant, is the ``__cause__``
@@ -33,23 +35,25 @@ class TeacherError(Exception):
         kind: str = "error",
         status: int | None = None,
         attempts: int | None = None,
+        cause: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.status = status
         self.attempts = attempts
+        self.cause = cause
 
     @property
     def message(self) -> str:
         return str(self.args[0]) if self.args else ""
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.message, self.kind, self.status, self.attempts))
+        return (type(self), (self.message, self.kind, self.status, self.attempts, self.cause))
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(kind={self.kind!r}, status={self.status!r}, "
-            f"attempts={self.attempts!r}, message={self.message!r})"
+            f"attempts={self.attempts!r}, cause={self.cause!r}, message={self.message!r})"
         )
 
 

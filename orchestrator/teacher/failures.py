@@ -3,7 +3,9 @@
 ``final_error`` classifies by exception type and HTTP status code only, never by message text:
 401/403 become ``TeacherFatalError`` (``fatal_error``: the run must stop; the message names the
 environment variable that holds the key and where the key came from), malformed replies kind
-``malformed_reply``, transient failures that used up the attempts ``retries_exhausted``, and other
+``malformed_reply`` (with the body's ``cause``), transient failures that used up the attempts
+``retries_exhausted`` (a request that got no HTTP answer names its transport ``cause``, e.g.
+``connection_refused``, found by ``transport.py`` from the exception chain), and other
 4xx ``bad_request`` / ``not_found`` / ``unprocessable`` / ``client_error``. Messages are short and
 body-free apart from the SDK's error message, scrubbed of the key and cut to ``_DETAIL_CHARS``.
 
@@ -21,6 +23,7 @@ import openai
 from orchestrator.teacher.errors import TeacherError, TeacherFatalError
 from orchestrator.teacher.replies import _MalformedReply
 from orchestrator.teacher.retries import is_transient
+from orchestrator.teacher.transport import describe_cause, transport_cause
 
 __all__ = ["KeySource", "fatal_error", "final_error", "scrub"]
 
@@ -68,9 +71,19 @@ def final_error(
             "malformed_reply",
             None,
             attempts,
+            exc.cause,
         )
     raw = exc.message if isinstance(exc, openai.APIError) else str(exc)
     detail = scrub(raw, api_key, key_source)
+    cause = transport_cause(exc) if status is None else None
+    if cause is not None:  # no HTTP answer at all: say why (a refusal is not a timeout)
+        return TeacherError(
+            f"{where}: gave up after {attempts} attempt(s): {describe_cause(cause)}",
+            "retries_exhausted",
+            None,
+            attempts,
+            cause,
+        )
     if is_transient(exc):
         return TeacherError(
             f"{where}: gave up after {attempts} attempt(s); last error {_describe(exc)}: {detail}",

@@ -5,6 +5,9 @@
 raises ``_MalformedReply`` for a body that is not a usable chat completion; missing or non-numeric
 token counts read as 0. ``_MalformedReply`` is internal to the teacher package: the retry policy
 (``retries.py``) retries it and ``failures.py`` turns the last one into a ``TeacherError``.
+Each carries a ``cause``: ``html_body`` / ``empty_body`` / ``not_json`` (``body_cause``, from the
+body bytes and content type of a 200 that is not JSON) or ``not_completion`` (JSON of the wrong
+shape).
 
 What it does NOT do: HTTP, retries, stats or logging (``client.py``), or checking the text
 itself (empty or truncated text is still a valid reply; the length policy lives in the steps).
@@ -15,7 +18,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Completion", "parse_completion"]
+__all__ = ["BODY_CAUSES", "Completion", "body_cause", "parse_completion"]
+
+BODY_CAUSES = {
+    "html_body": "an HTML page, not the OpenAI API (is the base URL right? most servers serve "
+    "the API under /v1)",
+    "empty_body": "an empty body",
+    "not_json": "a body that is not JSON",
+    "not_completion": "JSON that is not a chat completion",
+}
 
 
 @dataclass
@@ -31,6 +42,21 @@ class Completion:
 
 class _MalformedReply(Exception):
     """A 200 reply that is not a usable chat completion (internal; retried)."""
+
+    def __init__(self, message: str, cause: str = "not_completion") -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+def body_cause(content: bytes, content_type: str | None) -> str:
+    """Why a 200 body is not JSON: ``empty_body``, ``html_body`` (an HTML content type, or a
+    body that starts with ``<``) or ``not_json``."""
+    stripped = content.strip()
+    if not stripped:
+        return "empty_body"
+    if "html" in (content_type or "").lower() or stripped.startswith(b"<"):
+        return "html_body"
+    return "not_json"
 
 
 def _count(value: object) -> int:

@@ -1,7 +1,8 @@
 """The teacher's retry policy: which failures are retried, and how long to wait between tries.
 
 * ``is_transient``: 408/409/429 and 5xx statuses, timeouts, dropped or refused connections, and
-  malformed 200 replies (``_MalformedReply``) are worth retrying; every other error is not.
+  malformed 200 replies (``_MalformedReply``) are worth retrying; every other error is not (a
+  base URL the HTTP client cannot use at all, ``transport.py``'s ``invalid_url``, included).
   Classified by exception type and HTTP status code only, never by message text.
 * ``retry_after_seconds``: the server's ``retry-after-ms`` / ``Retry-After`` (seconds or
   HTTP-date) header on an HTTP error.
@@ -27,6 +28,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_random_exponential
 
 from orchestrator.teacher.replies import _MalformedReply
+from orchestrator.teacher.transport import transport_cause
 
 __all__ = [
     "MALFORMED_MAX_ATTEMPTS",
@@ -49,8 +51,9 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code >= 500 or exc.status_code in TRANSIENT_STATUSES
-    # APITimeoutError is a subclass of APIConnectionError.
-    return isinstance(exc, openai.APIConnectionError)
+    # APITimeoutError is a subclass of APIConnectionError. A URL the client cannot use fails
+    # the same way on every attempt.
+    return isinstance(exc, openai.APIConnectionError) and transport_cause(exc) != "invalid_url"
 
 
 def retry_after_seconds(exc: BaseException | None) -> float | None:

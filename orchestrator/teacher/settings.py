@@ -2,7 +2,8 @@
 
 ``TeacherSettings`` (endpoint, model, timeouts, retry budget, length policy, ``kind``-specific
 options) with its nested ``RateLimits`` (hosted-API limits shared by every actor of a job) and
-``BatchSettings`` (``kind: openai-batch``). Validation is by field constraints only.
+``BatchSettings`` (``kind: openai-batch``). Validation is by field constraints, plus
+``base_url`` being an http(s) URL.
 
 What it does NOT do: read the environment, hold the API key (only the *name* of the variable that
 holds it), send requests (``client.py``), enforce the limits (``orchestrator.teacher.ratelimit``)
@@ -12,6 +13,7 @@ or start vLLM servers (``replicas.py``).
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import pydantic
 
@@ -93,3 +95,21 @@ class TeacherSettings(pydantic.BaseModel):
     replica: ReplicaSettings = pydantic.Field(default_factory=ReplicaSettings)
     # kind: openai-batch
     batch: BatchSettings = pydantic.Field(default_factory=BatchSettings)
+
+    @pydantic.field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """A base URL must be ``http(s)://host[:port][/path]``: anything else fails every
+        request the same way, so it is refused at load."""
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+        except ValueError:
+            raise ValueError(f"base_url {value!r} has an invalid port") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"base_url {value!r} is not an http(s) URL (e.g. http://127.0.0.1:8000/v1)"
+            )
+        return value

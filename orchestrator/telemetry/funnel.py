@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.telemetry.counters import Counters
 
-NOT_STAGES = ("teacher", "seeds", "writer", "teacher_replicas")
+NOT_STAGES = ("teacher", "seeds", "writer", "teacher_replicas", "seed_failures")
 
 
 @dataclass

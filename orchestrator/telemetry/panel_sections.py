@@ -252,7 +252,8 @@ def replicas(view: dict[str, Any], compact: bool) -> RenderableType | None:
         failure = f" ({rep['last_failure']})" if rep.get("last_failure") else ""
         table.add_row(
             str(rep.get("index", "?")), url or "-", f"{rep.get('phase', '?')}",
-            f"{int(rep.get('restarts', 0))}{failure}", str(int(load.pop(url, 0))) if url else "-",
+            Text(f"{int(rep.get('restarts', 0))}{failure}"),  # a failure's text is data
+            str(int(load.pop(url, 0))) if url else "-",
         )  # fmt: skip
     for url, n in sorted(load.items()):  # routed to, not (or no longer) in the status
         if n:
@@ -268,7 +269,8 @@ def recent(view: dict[str, Any]) -> Table | None:
     table.add_column("question", ratio=5, overflow="ellipsis", no_wrap=True)
     table.add_column("answer", ratio=1, overflow="ellipsis", no_wrap=True)
     for row in rows[-3:]:
-        table.add_row(str(row.get("question", "")).replace("\n", " "), str(row.get("answer")))
+        question = str(row.get("question", "")).replace("\n", " ")
+        table.add_row(Text(question), Text(str(row.get("answer"))))  # data, never markup
     return table
 
 

@@ -70,7 +70,7 @@ def test_ctrl_c_leaves_output_consistent_and_rerun_resumes(
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(pipeline))
     out = tmp_path / "out"
     n_seeds = 24
-    with ScriptedServer(reply=tinygsm_reply, latency=0.3) as srv:
+    with ScriptedServer(reply=tinygsm_reply, latency=0.3, model="s") as srv:
         args = ("run", str(tmp_path / "p.yaml"), "--seeds", str(gsm8k_train), "--limit",
                 str(n_seeds), "--out", str(out), "--base-url", srv.base_url, "--model", "s",
                 "--no-progress")  # fmt: skip

@@ -202,7 +202,10 @@ def test_submit_runs_the_job_and_keeps_the_key_secret(
 ) -> None:
     n_seeds = 8
     wd, out = job_files(tmp_path, gsm8k_train, n_seeds), tmp_path / "out"
-    with ScriptedServer(reply=tinygsm_reply) as srv, KeyGate(srv.base_url, API_KEY) as url:
+    with (
+        ScriptedServer(reply=tinygsm_reply, model="s") as srv,
+        KeyGate(srv.base_url, API_KEY) as url,
+    ):
         done = submit(head, wd, run_args(out, url), OPENAI_API_KEY=API_KEY)
         assert done.returncode == 0, done.stdout + done.stderr
         assert srv.request_count == n_seeds  # the key reached the workers: none refused
@@ -224,7 +227,7 @@ def test_submit_runs_the_job_and_keeps_the_key_secret(
 def test_documented_ray_job_submit_works(head: Head, tmp_path: Path, gsm8k_train: Path) -> None:
     n_seeds = 6
     wd, out = job_files(tmp_path, gsm8k_train, n_seeds), tmp_path / "out"
-    with ScriptedServer(reply=tinygsm_reply) as srv:
+    with ScriptedServer(reply=tinygsm_reply, model="s") as srv:
         done = subprocess.run(
             [str(VENV_BIN / "ray"), "job", "submit", "--address", head.address,
              "--working-dir", str(wd), "--", "mathsynth", "run",
@@ -245,7 +248,7 @@ def test_stopped_job_leaves_output_consistent_and_resubmit_resumes(
     wd, out = job_files(tmp_path, gsm8k_train, n_seeds), tmp_path / "out"
     seeds = {s.id: s.question for s in load_seeds(str(wd / "seeds.jsonl"), SeedConfig())}
     client = head.client()
-    with ScriptedServer(reply=tinygsm_reply, latency=0.3) as srv:
+    with ScriptedServer(reply=tinygsm_reply, latency=0.3, model="s") as srv:
         args = run_args(out, srv.base_url)
         started = submit(head, wd, args, "--no-watch")
         assert started.returncode == 0, started.stdout + started.stderr

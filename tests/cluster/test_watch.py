@@ -123,6 +123,15 @@ def test_watch_output_dir_plain_lines_and_exit_code_of_a_failed_run(tmp_path: Pa
     assert re.search(r"seeds\s+failed\s+1\b", done.stdout), done.stdout  # the summary table
 
 
+def test_watch_output_dir_exit_code_of_a_run_with_failed_seeds(tmp_path: Path) -> None:
+    """A run that finished with failed seeds exited 1 (``mathsynth run``): so does watch."""
+    store = OutputStore(tmp_path / "out")
+    ProgressFile(store).update(view(state="finished", summary={"seeds_failed": 2}))
+    assert watch(str(tmp_path / "out")).returncode == 1
+    ProgressFile(store).update(view(time=1010.0, state="finished", summary={"seeds_failed": 0}))
+    assert watch(str(tmp_path / "out")).returncode == 0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -213,7 +222,7 @@ def test_watch_a_real_mathsynth_run_job(ray_head: dict[str, str], tmp_path: Path
     client = JobSubmissionClient(
         ray_head["address"], headers={"Authorization": f"Bearer {ray_head['token']}"}
     )
-    with ScriptedServer(reply=tinygsm_reply, latency=1.5) as srv:  # a run of several s
+    with ScriptedServer(reply=tinygsm_reply, latency=1.5, model="m") as srv:  # a run of several s
         job = client.submit_job(entrypoint=shlex.join([
             sys.executable, "-m", "orchestrator", "run", "tinygsm", "--seeds", "demo.jsonl",
             "--out", str(tmp_path / "out"), "--base-url", srv.base_url, "--model", "m",

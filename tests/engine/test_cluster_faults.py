@@ -244,7 +244,7 @@ def test_driver_killed_then_rerun_resumes(tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(pipeline))
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
-    with ScriptedServer(reply=tinygsm_reply, latency=0.5) as srv:
+    with ScriptedServer(reply=tinygsm_reply, latency=0.5, model="scripted") as srv:
         cmd = [sys.executable, "-m", "orchestrator", "run", str(tmp_path / "p.yaml"),
                "--seeds", str(seed_file), "--out", str(out), "--base-url", srv.base_url,
                "--model", "scripted", "--no-progress"]  # fmt: skip

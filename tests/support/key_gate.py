@@ -1,10 +1,10 @@
 """A 127.0.0.1 front for the scripted teacher that checks the API key each request carries.
 
-``KeyGate(upstream_base_url, key)`` answers ``POST /v1/chat/completions`` with 401 unless the
-request has ``Authorization: Bearer <key>`` (counted in ``rejected``), else forwards the body to
-the upstream server and returns its answer. It shows that a key reached the code calling the
-teacher (the scripted server itself accepts any key). It does NOT forward other routes,
-stream, or listen anywhere but 127.0.0.1.
+``KeyGate(upstream_base_url, key)`` answers ``POST /v1/chat/completions`` and ``GET /v1/models``
+with 401 unless the request has ``Authorization: Bearer <key>`` (counted in ``rejected``), else
+forwards the request to the upstream server and returns its answer. It shows that a key reached
+the code calling the teacher (the scripted server itself accepts any key). It does NOT forward
+other routes, stream, or listen anywhere but 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ class KeyGate:
             self.rejected += 1
             return web.json_response({"error": {"message": "bad key"}}, status=401)
         async with aiohttp.ClientSession() as session:
-            upstream = await session.post(
-                f"{self.upstream}/chat/completions", data=await request.read(),
-                headers={"Content-Type": "application/json"},
+            upstream = await session.request(
+                request.method, f"{self.upstream}/{request.path.removeprefix('/v1/')}",
+                data=await request.read(), headers={"Content-Type": "application/json"},
             )  # fmt: skip
             body = await upstream.read()
         return web.Response(body=body, status=upstream.status, content_type="application/json")
@@ -47,6 +47,7 @@ class KeyGate:
         async def serve() -> None:
             app = web.Application()
             app.router.add_post("/v1/chat/completions", self._chat)
+            app.router.add_get("/v1/models", self._chat)
             self.runner = web.AppRunner(app, access_log=None)
             await self.runner.setup()
             await web.TCPSite(self.runner, "127.0.0.1", self.port).start()

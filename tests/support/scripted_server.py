@@ -4,6 +4,10 @@ What it does:
 
 * serves ``POST /v1/chat/completions`` (non-streaming, OpenAI response shape with ``usage``),
   ``GET /v1/models`` and ``GET /health`` from an aiohttp app bound to 127.0.0.1 only;
+* with ``known_models=[...]`` it serves only those models, like vLLM or OpenAI: ``/v1/models``
+  lists them and a chat request for another model gets 404 ``model_not_found``;
+  ``models_fault=Fault(...)`` answers every ``GET /v1/models`` with that fault instead (e.g. an
+  HTML page: ``Fault(kind="malformed", body="<html>...", content_type="text/html")``);
 * answers each chat request with a *reply function* ``(request_json, index) -> str | Fault``
   (a callable, or a dotted path ``"pkg.module:function"`` so it can be pickled into a Ray actor
   or named on a command line); ``index`` is the 0-based number of the chat request;
@@ -101,6 +105,8 @@ class Fault:
     seconds: float = 30.0
     body: str | None = None
     content_type: str = "application/json"
+    message: str | None = None  # a status fault's error message (default: "scripted fault")
+    code: str | None = None  # a status fault's error code, e.g. "model_not_found"
 
     def __post_init__(self) -> None:
         kind = self.kind
@@ -180,6 +186,8 @@ class ScriptedServer:
         rate_limit_headers: dict[str, str] | Callable[[], dict[str, str]] | None = None,
         batch_delay: float = 0.0,
         max_concurrency: int | None = None,
+        known_models: Iterable[str] | None = None,
+        models_fault: Fault | None = None,
     ) -> None:
         if latency < 0:
             raise ValueError("latency must be >= 0")
@@ -189,6 +197,8 @@ class ScriptedServer:
         self.max_concurrency = max_concurrency
         self._serving: asyncio.Semaphore | None = None
         self.model = model
+        self.known_models = None if known_models is None else list(known_models)
+        self.models_fault = models_fault
         self.record_requests = record_requests
         self._shutdown_timeout = shutdown_timeout
         self.rate_limit_headers = rate_limit_headers
@@ -389,9 +399,14 @@ class ScriptedServer:
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    async def _models(self, request: web.Request) -> web.Response:
-        model = {"id": self.model, "object": "model", "created": 0, "owned_by": "scripted"}
-        return web.json_response({"object": "list", "data": [model]})
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        if self.models_fault is not None:
+            return await self._serve_fault(request, {}, -1, self.models_fault, count=False)
+        names = self.known_models if self.known_models is not None else [self.model]
+        models = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "scripted"} for name in names
+        ]
+        return web.json_response({"object": "list", "data": models})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -404,6 +419,13 @@ class ScriptedServer:
             return _error_response(400, "'messages' must be a list")
 
         index, fault = self._admit(body)
+        if fault is None and self.known_models is not None:
+            model = body.get("model")
+            if model not in self.known_models:  # as vLLM / OpenAI answer an unknown model
+                fault = Fault(
+                    status=404, message=f"The model `{model}` does not exist.",
+                    code="model_not_found",
+                )  # fmt: skip
 
         if self._serving is None:
             await self._sleep(self.latency)
@@ -437,11 +459,14 @@ class ScriptedServer:
         return index, fault
 
     async def _serve_fault(
-        self, request: web.Request, body: dict[str, Any], index: int, fault: Fault
-    ) -> web.StreamResponse:
+        self, request: web.Request, body: dict[str, Any], index: int, fault: Fault,
+        count: bool = True,
+    ) -> web.StreamResponse:  # fmt: skip
+        # count=False: not a chat request (GET /v1/models), so not in the chat counters
+        tally = self._count if count else (lambda status, fault=None: None)
         if fault.kind == "status":
             assert fault.status is not None
-            self._count(fault.status, fault)
+            tally(fault.status, fault)
             headers: dict[str, str] = {}
             if fault.retry_after is not None:
                 ra = fault.retry_after
@@ -449,18 +474,20 @@ class ScriptedServer:
             if fault.retry_after_ms is not None:
                 headers["retry-after-ms"] = f"{fault.retry_after_ms:g}"
             headers.update(self._limit_headers() or {})
-            return _error_response(fault.status, f"scripted fault: HTTP {fault.status}", headers)
+            message = fault.message or f"scripted fault: HTTP {fault.status}"
+            return _error_response(fault.status, message, headers, fault.code)
         if fault.kind == "malformed":
-            self._count(200, fault)
+            tally(200, fault)
             text = _DEFAULT_MALFORMED_BODY if fault.body is None else fault.body
             return web.Response(status=200, text=text, content_type=fault.content_type)
         if fault.kind == "timeout":
-            self._count(200, fault)
+            tally(200, fault)
             await self._sleep(fault.seconds)
             return web.json_response(self._completion(body, index, "late reply"))
         # drop: close the socket without writing a status line
-        with self._lock:
-            self._fault_counts["drop"] += 1
+        if count:
+            with self._lock:
+                self._fault_counts["drop"] += 1
         transport = request.transport
         if transport is not None:
             transport.abort()
@@ -509,10 +536,10 @@ class ScriptedServer:
 
 
 def _error_response(
-    status: int, message: str, headers: dict[str, str] | None = None
+    status: int, message: str, headers: dict[str, str] | None = None, code: str | None = None
 ) -> web.Response:
     error_type = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request")
-    payload = {"error": {"message": message, "type": error_type, "param": None, "code": None}}
+    payload = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
     return web.json_response(payload, status=status, headers=headers)
 
 

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 def teacher() -> Iterator[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.support.scripted_server", "--port", "0", "--latency",
-         "0.4", "--reply", "tests.support.tinygsm_teacher:tinygsm_reply"],
+         "0.4", "--reply", "tests.support.tinygsm_teacher:tinygsm_reply", "--model", "m"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
