@@ -1,6 +1,6 @@
 """Damaged files in an output directory: ``run``, ``stats`` and ``show`` name the file and exit
 2 with a hint; ``mathsynth repair`` moves it (and its commit's other files) to quarantine, and
-the next run asks the teacher again for exactly the seeds it recorded. Real Ray (the session
+the next run runs exactly the seeds it recorded again (their replies come from the reply log). Real Ray (the session
 fixture), real HTTP to the scripted teacher, real parquet on disk, the CLI in a subprocess.
 Also: ``show`` prints teacher text as data, and refuses a directory no run wrote."""
 
@@ -17,8 +17,8 @@ from orchestrator.output.integrity import QUARANTINE_DIR, scan
 from orchestrator.output.store import Commit, OutputStore
 from tests.cli.test_cli import run_cli
 from tests.support.configs import make_config
-from tests.support.faults import requests_per_seed
 from tests.support.scripted_server import ScriptedServer
+from tests.support.small_output import commit
 from tests.support.tinygsm_teacher import tinygsm_reply
 
 
@@ -76,13 +76,12 @@ def test_a_truncated_shard_is_named_quarantined_and_its_seeds_rerun(
         code, text = run_cli("stats", str(out), timeout=120)
         assert code == 0, text
 
-        # the next run asks again for exactly the seeds the quarantined shard recorded
+        # the next run runs exactly the seeds the quarantined shard recorded, from the log
         before = len(srv.requests)
         summary = run_job(cfg, seeds, out, allow_config_change=True)  # (the CLI's config above)
-        again = requests_per_seed(srv.requests[before:], seeds)
-    assert set(again) == lost and summary["seeds_skipped_already_finished"] == len(seeds) - len(
-        lost
-    )
+        assert len(srv.requests) == before  # their replies were logged: nothing paid twice
+    assert summary["seeds_skipped_already_finished"] == len(seeds) - len(lost)
+    assert summary["cache_hits"] == len(lost)  # one-step: one reply per seed
     ledger = OutputStore(out).read_ledger()
     assert ledger.finished == {s.id for s in seeds}
     ids = [
@@ -100,7 +99,7 @@ def test_show_prints_teacher_text_as_data(tmp_path: Path) -> None:
         id="r1", question="Compute [/] and [bold red]x[/bold red] for x = [1, 2]?",
         seed_id=seed.id, method="tinygsm", code="def f():\n    return [1][0]  # [/]", answer="1",
     )  # fmt: skip
-    store.write_commit(Commit(seeds={seed.id: "accepted"}, rows=[row]))
+    commit(store, Commit(seeds={seed.id: "accepted"}, rows=[row]))
     code, text = run_cli("show", str(out), "--rows", "1", timeout=120)
     assert code == 0, text
     assert "Compute [/] and [bold red]x[/bold red] for x = [1, 2]?" in text
