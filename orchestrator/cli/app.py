@@ -28,9 +28,8 @@ from orchestrator.core.config import (
     read_yaml,
     validate_pipeline,
 )
-from orchestrator.core.records import Record
 from orchestrator.core.resources import resolve_pipeline
-from orchestrator.core.seeds import SeedError, load_seeds
+from orchestrator.core.seeds import SeedError, Seeds, seed_source
 from orchestrator.methods.catalog import METHODS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
@@ -138,13 +137,13 @@ def _dry_run(cfg: PipelineConfig, seeds_spec: str | None, sample: int) -> dict[s
     return info
 
 
-def resolve_seeds(cfg: PipelineConfig, seeds_spec: str | None) -> list[Record]:
-    """Seeds from --seeds or the pipeline file; methods that make their own (arithmetic shard
-    descriptors) do so when neither names any."""
+def resolve_seeds(cfg: PipelineConfig, seeds_spec: str | None) -> Seeds:
+    """Seeds from --seeds or the pipeline file, streamed (``core.seeds.SeedSource``); methods
+    that make their own (arithmetic shard descriptors) do so when neither names any."""
     make_seeds = METHODS[cfg.kind].make_seeds
     if seeds_spec is None and cfg.seeds.path is None and make_seeds is not None:
         return make_seeds(cfg)[: cfg.run.limit]
-    return load_seeds(seeds_spec, cfg.seeds, cfg.run.limit)
+    return seed_source(seeds_spec, cfg.seeds, cfg.run.limit)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -6,15 +6,16 @@ config ``main``; needs internet). Field names are detected (question/problem/pro
 answer/solution) and gold answers are extracted from GSM8K's ``#### N`` and MATH's ``\\boxed{}``.
 Bad input raises ``SeedError`` naming the file and line: invalid JSON, bytes that are not
 UTF-8, a question that is missing, empty, not text (null, a number, a list, an object) or
-longer than ``max_question_chars``. This module does not shard or dedup.
+longer than ``max_question_chars``. Seeds are streamed (``SeedSource``): a run never holds its
+whole seed file; a seed that occurs twice (same id) is read once. This module does not shard.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import yaml
 from pydantic import Field
@@ -81,31 +82,68 @@ def normalise_rows(
     """Rows ``(line_number, mapping)`` to seed records; duplicates (same id) are kept once.
     ``source`` names the input in errors; ``label`` (default: ``source``) is stored as each
     seed's ``source``, which every row derived from it carries into the published dataset."""
-    seeds: dict[str, Record] = {}
-    for line, row in rows:
-        if not isinstance(row, dict):
-            raise SeedError(f"{source}:{line}: expected an object, got {type(row).__name__}")
-        qf = _pick(row, cfg.question_field, QUESTION_FIELDS)
-        if qf is None:
-            want = cfg.question_field or "/".join(QUESTION_FIELDS)
-            raise SeedError(f"{source}:{line}: no question field ({want}) in {sorted(row)}")
-        question = row[qf]
-        if question is None:
-            raise SeedError(f"{source}:{line}: '{qf}' is null, not text")
-        if not isinstance(question, str):
-            raise SeedError(f"{source}:{line}: '{qf}' must be text, not {_json_type(question)}")
-        if not question.strip():
-            raise SeedError(f"{source}:{line}: '{qf}' is empty")
-        if len(question) > cfg.max_question_chars:
-            raise SeedError(
-                f"{source}:{line}: '{qf}' is {len(question):,} characters, over the limit of "
-                f"{cfg.max_question_chars:,} (seeds.max_question_chars)"
-            )
-        af = _pick(row, cfg.answer_field, ANSWER_FIELDS)
-        gold = extract_gold_answer(row.get(af)) if af else None
-        record = Record.seed(question, gold, label or source)
-        seeds.setdefault(record.id, record)
-    return list(seeds.values())
+    return list(SeedSource(lambda: rows, source, cfg, label))
+
+
+def seed_record(line: int, row: Any, source: str, cfg: SeedConfig, label: str = "") -> Record:
+    """One seed file row as a seed record, checked (``SeedError`` naming file and line)."""
+    if not isinstance(row, dict):
+        raise SeedError(f"{source}:{line}: expected an object, got {type(row).__name__}")
+    qf = _pick(row, cfg.question_field, QUESTION_FIELDS)
+    if qf is None:
+        want = cfg.question_field or "/".join(QUESTION_FIELDS)
+        raise SeedError(f"{source}:{line}: no question field ({want}) in {sorted(row)}")
+    question = row[qf]
+    if question is None:
+        raise SeedError(f"{source}:{line}: '{qf}' is null, not text")
+    if not isinstance(question, str):
+        raise SeedError(f"{source}:{line}: '{qf}' must be text, not {_json_type(question)}")
+    if not question.strip():
+        raise SeedError(f"{source}:{line}: '{qf}' is empty")
+    if len(question) > cfg.max_question_chars:
+        raise SeedError(
+            f"{source}:{line}: '{qf}' is {len(question):,} characters, over the limit of "
+            f"{cfg.max_question_chars:,} (seeds.max_question_chars)"
+        )
+    af = _pick(row, cfg.answer_field, ANSWER_FIELDS)
+    gold = extract_gold_answer(row.get(af)) if af else None
+    return Record.seed(question, gold, label or source)
+
+
+Seeds = Union["SeedSource", list[Record]]  # what the driver takes: iterable twice, with len
+
+
+class SeedSource:
+    """The seeds of one input, read when iterated, never all held: each iteration reads the
+    input again and yields its distinct seeds in order (the first ``limit``), each checked;
+    ``len`` counts them with one such pass (and so finds a bad row before anything starts).
+    The driver streams a run's seeds from here: its memory does not grow with the seed file."""
+
+    def __init__(
+        self,
+        rows: Callable[[], Iterable[tuple[int, Any]]],
+        source: str,
+        cfg: SeedConfig,
+        label: str = "",
+        limit: int | None = None,
+    ) -> None:
+        self._rows, self.source, self.cfg, self.label, self.limit = rows, source, cfg, label, limit
+        self._count: int | None = None
+
+    def __iter__(self) -> Iterator[Record]:
+        seen: set[str] = set()
+        for line, row in self._rows():
+            if self.limit is not None and len(seen) >= self.limit:
+                return
+            record = seed_record(line, row, self.source, self.cfg, self.label)
+            if record.id not in seen:
+                seen.add(record.id)
+                yield record
+
+    def __len__(self) -> int:
+        if self._count is None:
+            self._count = sum(1 for _ in self)
+        return self._count
 
 
 def _json_type(value: object) -> str:
@@ -201,8 +239,10 @@ def source_label(spec: str | None) -> str | None:
     return path.name
 
 
-def load_seeds(spec: str | None, cfg: SeedConfig, limit: int | None = None) -> list[Record]:
-    """Seeds from ``spec`` (CLI) or ``cfg.path`` (pipeline file), first ``limit`` only."""
+def seed_source(spec: str | None, cfg: SeedConfig, limit: int | None = None) -> SeedSource:
+    """Seeds from ``spec`` (CLI) or ``cfg.path`` (pipeline file), first ``limit`` only, as a
+    ``SeedSource`` (read lazily). ``SeedError`` for an input that cannot be opened or holds no
+    seed; a bad row is found when the source is first counted or iterated."""
     spec = spec or cfg.path
     if not spec:
         raise SeedError("no seeds given: pass --seeds FILE|HF_ID or set seeds.path in the pipeline")
@@ -213,7 +253,7 @@ def load_seeds(spec: str | None, cfg: SeedConfig, limit: int | None = None) -> l
             inner = SeedConfig.model_validate(descriptor)
         except Exception as err:
             raise SeedError(f"{path}: invalid seed descriptor: {err}") from None
-        return load_seeds(None, inner, limit)
+        return seed_source(None, inner, limit)
     if path is not None:
         reader = READERS.get(path.suffix)
         if reader is None:
@@ -221,11 +261,16 @@ def load_seeds(spec: str | None, cfg: SeedConfig, limit: int | None = None) -> l
                 f"{path}: unsupported seed file type {path.suffix!r} (jsonl/json/parquet)"
             )
         # rows carry the file's name, never a local path: the dataset is published as is
-        seeds = normalise_rows(reader(path), str(path), cfg, label=path.name)
+        source = SeedSource(lambda: reader(path), str(path), cfg, label=path.name, limit=limit)
     elif "/" in spec and not Path(spec).suffix:
-        seeds = normalise_rows(_read_hf(spec, cfg), spec, cfg)
+        source = SeedSource(lambda: _read_hf(spec, cfg), spec, cfg, limit=limit)
     else:
         raise SeedError(f"{spec}: no such seed file (and not a Hugging Face id like org/name)")
-    if not seeds:
+    if len(source) == 0:
         raise SeedError(f"{spec}: contains no seed problems")
-    return seeds[:limit] if limit else seeds
+    return source
+
+
+def load_seeds(spec: str | None, cfg: SeedConfig, limit: int | None = None) -> list[Record]:
+    """``seed_source`` read into a list (for callers that need every seed at once)."""
+    return list(seed_source(spec, cfg, limit))

@@ -31,6 +31,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from ray._common.utils import get_default_ray_temp_dir
 from orchestrator import __version__
 from orchestrator.core.config import ConfigError, PipelineConfig
 from orchestrator.core.records import Record
+from orchestrator.core.seeds import Seeds
 from orchestrator.engine import ray_leftovers
 from orchestrator.engine.budget import CostBudget
 from orchestrator.engine.capacity import CapacityError, job_workers
@@ -127,7 +129,7 @@ def ensure_ray(num_cpus: int | None = None) -> bool:
 
 def run_job(
     cfg: PipelineConfig,
-    seeds: list[Record],
+    seeds: Seeds,
     out_dir: str | Path,
     *,
     api_key: str | None = None,
@@ -161,7 +163,7 @@ def run_job(
 
 def _run_locked(
     cfg: PipelineConfig,
-    seeds: list[Record],
+    seeds: Seeds,
     store: OutputStore,
     lock: OutputLock,
     *,
@@ -188,26 +190,25 @@ def _run_locked(
     finished = ledger.finished
     if retry_length_rejected:  # after raising the budget (orchestrator.output.length_rejected)
         finished = finished - length_rejected(store, ledger.outcomes)
-    pending = [s for s in seeds if s.id not in finished]
-    order = [s.id for s in seeds if s.id not in ledger.finalized or s.id not in finished]
+    total = len(seeds)  # reads a streamed seed file once (and finds a bad row now)
+    n_pending = sum(1 for s in seeds if s.id not in finished)
     run = cfg.run
-    if preflight and pending and cfg.teacher is not None:
+    if preflight and n_pending and cfg.teacher is not None:
         on_startup("checking the teacher")
         for warning in check_teacher(cfg.teacher, api_key):
             log.warning(warning)
-    state = JobState(len(seeds), len(seeds) - len(pending), 0)
+    state = JobState(total, total - n_pending, 0)
     run_info = {"run_id": f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(started))}-{lock.owner[:8]}",
                 "started": started, "version": __version__, "fingerprint": fingerprint(cfg)}  # fmt: skip
     run_log = RunLog(store, run_info["run_id"])
-    run_log.write({**run_info, "state": "running", "seeds_read": len(seeds)})
-    finalizer = Finalizer(store, cfg, order)
+    run_log.write({**run_info, "state": "running", "seeds_read": total})
+    finalizer = Finalizer(store, cfg)
     seen = ledger.questions + [q for d in cfg.dedup.against for q in _earlier_rows(d)]
     on_startup(f"loading {len(seen)} earlier questions into dedup")
     finalizer.preload(seen)
     for cid, outcomes in ledger.candidates.items():  # finished by an earlier, stopped run
         done = {seed: o for seed, o in outcomes.items() if o in DONE}  # failed ones run again
         finalizer.add(cid, done, store.candidate_rows(cid), ledger.failures)
-    finalizer.advance()
 
     joins = ray.is_initialized() or bool(os.environ.get("RAY_ADDRESS"))
     on_startup("connecting to Ray" if joins else "starting Ray")
@@ -241,8 +242,19 @@ def _run_locked(
     if run.reply_log and cfg.teacher is not None:  # answered requests are never sent again
         replies = ReplyIndex([store, *(OutputStore(d) for d in run.reuse_replies)])
         replies.scan()
-    feed = ChunkFeed(pending, run.commit_every_seeds, run.max_chunk_seeds, run.chunk_target_s)
-    n_chunks = math.ceil(len(pending) / run.commit_every_seeds)
+
+    def pending() -> Iterator[Record]:
+        """The seeds to run, streamed in seed order; every seed not final yet is expected by
+        the finalizer at its place (those finished before only wait to be finalized)."""
+        for seed in seeds:
+            if seed.id in finished and seed.id in ledger.finalized:
+                continue
+            finalizer.expect(seed.id)
+            if seed.id not in finished:
+                yield seed
+
+    feed = ChunkFeed(pending(), run.commit_every_seeds, run.max_chunk_seeds, run.chunk_target_s)
+    n_chunks = math.ceil(n_pending / run.commit_every_seeds)
     n_workers = _size_workers(cfg, n_chunks, teacher_pool, started_ray)
     workers = [
         GenerationWorker.options(**worker_options(run), **_storage_env(store)).remote(
@@ -259,7 +271,7 @@ def _run_locked(
         teacher = view.get("counters", {}).get("teacher", {})
         live: dict[str, Any] = {k: int(teacher.get(k, 0)) for k in SUMMED}
         live.update(cost_usd=view.get("cost_usd"), elapsed_s=round(time.time() - started, 2))
-        run_log.write({**run_info, "state": "running", "seeds_read": len(seeds), **live}, False)
+        run_log.write({**run_info, "state": "running", "seeds_read": total, **live}, False)
 
     progress = ProgressFile(store).update if telemetry else None
     sink = progress_sink(on_progress, progress, record)
@@ -270,7 +282,7 @@ def _run_locked(
         )
     dispatch = Dispatch(
         workers, feed, finalizer, store, state, metrics, target_in_flight=target,
-        pending_total=len(pending), price=price, on_progress=sink, poll_s=poll_s, lock=lock,
+        pending_total=n_pending, price=price, on_progress=sink, poll_s=poll_s, lock=lock,
         replies=replies, budget=budget, stopper=FailureStop(run.stop_after_failures),
     )  # fmt: skip
     try:
@@ -292,7 +304,8 @@ def _run_locked(
             ray.shutdown()
     state.chunks_total = feed.handed
     committed = store.read_ledger(with_questions=False).outcomes  # what the disk says
-    state.outcomes = dict(Counter(committed[s.id] for s in pending if s.id in committed))
+    ran = (s.id for s in seeds if s.id not in finished and s.id in committed)
+    state.outcomes = dict(Counter(committed[seed] for seed in ran))
     entry = build_summary(state, snapshot, store, time.time() - started, price)
     if replicas is not None:
         entry["teacher_replicas"] = replicas

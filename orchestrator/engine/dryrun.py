@@ -10,11 +10,12 @@ steps' prompts are assumed as long as the first step's. It does not run anything
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
 from orchestrator.core.config import PipelineConfig
-from orchestrator.core.records import Record
+from orchestrator.core.seeds import Seeds
 from orchestrator.engine.steps import TeacherStep
 from orchestrator.methods.catalog import build_steps, method_of
 from orchestrator.teacher.pricing import price_for
@@ -26,13 +27,15 @@ def approx_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-def estimate(cfg: PipelineConfig, seeds: list[Record], sample: int = 5) -> dict[str, Any]:
+def estimate(cfg: PipelineConfig, seeds: Seeds, sample: int = 5) -> dict[str, Any]:
     plan = method_of(cfg).request_plan(cfg)
     requests = sum(per_seed for per_seed, _ in plan) * len(seeds)
     completion_max = sum(per_seed * p.max_tokens for per_seed, p in plan) * len(seeds)
     first = next((s for s in build_steps(cfg) if isinstance(s, TeacherStep)), None)
     prompts = (
-        [stage.prompt(seed) for seed in seeds[:sample] for stage in first.stages] if first else []
+        [stage.prompt(seed) for seed in itertools.islice(seeds, sample) for stage in first.stages]
+        if first
+        else []
     )
     # Methods whose teacher calls are nested (a tool loop) have no top-level prompt to render.
     per_prompt = sum(approx_tokens(p) for p in prompts) / len(prompts) if prompts else None

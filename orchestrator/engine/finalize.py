@@ -25,11 +25,12 @@ driver hands it their ids (resume, a worker's death).
 from __future__ import annotations
 
 import time
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.core.config import PipelineConfig
-from orchestrator.output.ledger import DONE
 from orchestrator.output.store import FinalCommit, OutputStore
 from orchestrator.quality.dedup import ExactIndex
 from orchestrator.quality.near_dedup import NearIndex
@@ -51,14 +52,12 @@ class Finalizer:
         self,
         store: OutputStore,
         cfg: PipelineConfig,
-        order: list[str],
+        order: Iterable[str] = (),
         counters: Counters | None = None,
     ) -> None:
         self.store = store
-        self.order = order
-        self.position = {seed: i for i, seed in enumerate(order)}
-        self.next = 0  # index into order of the first seed not final yet
-        self.ready: dict[str, Finished] = {}
+        self.order: deque[str] = deque(order)  # seeds to finalize, in seed order (``expect``)
+        self.results: dict[str, Finished] = {}  # seed -> its candidate outcome, not final yet
         self.remaining: dict[str, set[str]] = {}  # candidate id -> its seeds not final yet
         self.exact = ExactIndex() if cfg.dedup.exact else None
         self.near = NearIndex(cfg.dedup.near) if cfg.dedup.near.enabled else None
@@ -81,6 +80,11 @@ class Finalizer:
     def known(self, cid: str) -> bool:
         return cid in self.remaining
 
+    def expect(self, seed: str) -> None:
+        """The next seed of this run, in seed order (the driver streams them as it cuts
+        chunks, seeds that finished before included)."""
+        self.order.append(seed)
+
     def add(
         self,
         cid: str,
@@ -88,24 +92,18 @@ class Finalizer:
         rows: list[dict[str, Any]],
         failures: dict[str, str] | None = None,
     ) -> None:
-        """A candidate commit: its seeds' outcomes and rows. Seeds that failed are final at
-        once (as failed) when this run finalizes them; seeds outside ``order`` (another run's
-        seed list) keep the candidate commit alive for a later run."""
+        """A candidate commit: its seeds' outcomes and rows. A seed that this run never
+        expects (another run's seed list) keeps its candidate commit for a later run."""
         if cid in self.remaining:
             return
         failures = failures or {}
         by_seed: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             by_seed.setdefault(row["seed_id"], []).append(row)
-        waiting = set()
         for seed, outcome in seeds.items():
-            if seed in self.position and self.position[seed] >= self.next:
-                self.ready[seed] = Finished(outcome, cid, by_seed.get(seed, []), failures.get(seed))
-                waiting.add(seed)
-            elif seed not in self.position and outcome in DONE:
-                waiting.add(seed)  # not this run's to finalize: keep the candidate
-        self.remaining[cid] = waiting
-        if not waiting:
+            self.results[seed] = Finished(outcome, cid, by_seed.get(seed, []), failures.get(seed))
+        self.remaining[cid] = set(seeds)
+        if not seeds:
             self.batch.candidates.append(cid)
 
     # -- deciding -------------------------------------------------------------------------------
@@ -113,21 +111,20 @@ class Finalizer:
     @property
     def waiting(self) -> int:
         """Seeds with a candidate outcome that wait for an earlier seed."""
-        return len(self.ready)
+        return len(self.results)
 
     @property
     def pending_rows(self) -> int:
         """Rows not in the dataset yet: waiting for an earlier seed, or decided but not
         committed."""
-        return sum(len(f.rows) for f in self.ready.values()) + len(self.batch.rows)
+        return sum(len(f.rows) for f in self.results.values()) + len(self.batch.rows)
 
     def advance(self) -> int:
         """Finalize every seed whose predecessors all are; commit when due. Returns how many."""
         run: list[tuple[str, Finished]] = []
-        while self.next < len(self.order) and self.order[self.next] in self.ready:
-            seed = self.order[self.next]
-            run.append((seed, self.ready.pop(seed)))
-            self.next += 1
+        while self.order and self.order[0] in self.results:
+            seed = self.order.popleft()
+            run.append((seed, self.results.pop(seed)))
         if run:
             self._decide(run)
         if self._due():
