@@ -38,7 +38,9 @@ def test_views_show_pending_commits_sandbox_load_and_one_count_per_filter_group(
     waiting = [i for i, n in enumerate(pending) if n > 0]
     assert waiting, pending
     assert all(written[i] == 0 for i in waiting)  # pending, not written
-    assert max(pending) <= summary["rows_written"] > 0
+    dropped_at_finalize = summary["rejected_by_reason"].get("near_dedup:near_duplicate", 0)
+    assert max(pending) <= summary["rows_written"] + summary["duplicates"] + dropped_at_finalize
+    assert summary["rows_written"] > 0
     assert views[-1]["state"] == "finished" and pending[-1] == 0
     assert written[-1] == summary["rows_written"]
     # the sandbox: its slots, programs seen queued or running, slot time used
@@ -58,5 +60,5 @@ def test_views_show_pending_commits_sandbox_load_and_one_count_per_filter_group(
     assert all(isinstance(n, int) for names in counters.values() for k, n in names.items()
                if not k.endswith("_seconds"))  # fmt: skip
     # start-up steps, in order, before the first view
-    assert steps[:2] == ["reading the output directory", "connecting to Ray"]  # (ray_local)
+    assert steps[0] == "reading the output directory" and "connecting to Ray" in steps  # ray_local
     assert steps[-1] == "starting the job's actors"
