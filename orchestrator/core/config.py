@@ -2,18 +2,32 @@
 
 A pipeline file (YAML) is read into ``PipelineConfig``; command-line flags and environment
 variables are applied as overrides *before* validation, so every value is checked the same way.
-Validation errors name the file and the line of the offending key. This module does not start
-teachers, resolve seeds or run anything.
+``kind`` names the method (``orchestrator.methods.catalog``: built-in, entry point or
+``module:attr``); a method outside the built-ins adds its own section, named after it, to the
+model. Template references (``TemplateName`` fields) are resolved at load against
+``prompt_dirs``, the method's prompts and the built-in ``prompts/``, and their text is kept in
+``prompt_files`` so workers need no template files. Relative paths in a pipeline file
+(``prompt_dirs``, ``python_path``, template ``.j2`` paths, ``seeds.path`` when the file has it)
+are resolved against the file's directory. Errors name the file and the line of the offending
+key. This module does not start teachers, resolve seeds or run anything.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, create_model
 
+from orchestrator.core.prompts import (
+    PromptTemplate,
+    TemplateError,
+    TemplateSource,
+    resolve_template,
+    template_fields,
+)
 from orchestrator.core.seeds import SeedConfig
 from orchestrator.core.strict import StrictModel
 from orchestrator.methods.arithmetic.config import ArithmeticConfig
@@ -25,6 +39,9 @@ from orchestrator.quality.format_filters import FormatSettings
 from orchestrator.quality.near_dedup import NearDedupSettings
 from orchestrator.sandbox import SandboxLimits
 from orchestrator.teacher.settings import TeacherSettings
+
+if TYPE_CHECKING:
+    from orchestrator.methods.method import Method
 
 
 class FilterConfig(StrictModel):
@@ -63,7 +80,13 @@ class RunConfig(StrictModel):
 class PipelineConfig(StrictModel):
     name: str
     description: str = ""
-    kind: Literal["tinygsm", "skywork", "mumath_code", "arithmetic"] = "tinygsm"
+    kind: str = Field("tinygsm", description="a built-in method, an installed one, or module:attr")
+    python_path: list[str] = Field(
+        default_factory=list, description="directories searched first for kind: module:attr"
+    )
+    prompt_dirs: list[str] = Field(
+        default_factory=list, description="directories searched first for template names"
+    )
     seeds: SeedConfig = SeedConfig()
     teacher: TeacherSettings | None = None
     # One section per pipeline method; only the section named by ``kind`` is used.
@@ -77,6 +100,14 @@ class PipelineConfig(StrictModel):
     dedup: DedupConfig = DedupConfig()
     sandbox: SandboxLimits = SandboxLimits()
     run: RunConfig = RunConfig()
+    # Filled at load (never in a pipeline file): every template the method names, with its text.
+    prompt_files: dict[str, TemplateSource] = Field(default_factory=dict)
+
+    def template(self, ref: str) -> PromptTemplate:
+        """The template ``ref`` as resolved at load (a config not made by the loader resolves
+        built-in names on the spot)."""
+        source = self.prompt_files.get(ref)
+        return (source or resolve_template(ref)).load()
 
 
 class ConfigError(ValueError):
@@ -132,21 +163,132 @@ def deep_update(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
     return out
 
 
+def _where(source: Path | str, node: yaml.Node | None, loc: tuple[Any, ...]) -> str:
+    line = _line_of(node, loc)
+    where = f"{source}:{line}" if line else f"{source}"
+    return f"{where}: {'.'.join(map(str, loc)) or '<root>'}"
+
+
+def _invalid(lines: list[str]) -> ConfigError:
+    return ConfigError("invalid pipeline configuration\n  " + "\n  ".join(lines))
+
+
 def validate_pipeline(
     data: dict[str, Any], source: Path | str, node: yaml.Node | None = None
 ) -> PipelineConfig:
+    base = base_dir(source)
+    if "prompt_files" in data:
+        where = _where(source, node, ("prompt_files",))
+        raise _invalid([f"{where}: filled by mathsynth at load; do not set it"])
+    data = resolve_paths(data, base)
+    method = resolve_kind(data, source, node)
     try:
-        return PipelineConfig.model_validate(data)
+        cfg = config_model(method).model_validate(data)
     except ValidationError as err:
-        lines = []
-        for e in err.errors():
-            loc = tuple(e["loc"])
-            line = _line_of(node, loc)
-            where = f"{source}:{line}" if line else f"{source}"
-            lines.append(f"{where}: {'.'.join(map(str, loc)) or '<root>'}: {e['msg']}")
-        raise ConfigError("invalid pipeline configuration\n  " + "\n  ".join(lines)) from None
+        raise _invalid(
+            [f"{_where(source, node, tuple(e['loc']))}: {e['msg']}" for e in err.errors()]
+        ) from None
+    cfg.prompt_files = _resolve_templates(cfg, method, base, source, node)
+    return cfg
 
 
 def load_pipeline(path: Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:
     data, node = read_yaml(path)
     return validate_pipeline(deep_update(data, overrides or {}), path, node)
+
+
+def base_dir(source: Path | str) -> Path:
+    """Where relative paths of a pipeline are resolved: its file's directory (else the cwd)."""
+    return Path(source).parent.resolve() if Path(source).is_file() else Path.cwd()
+
+
+def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``python_path`` and ``prompt_dirs`` entries made absolute against ``base`` (the pipeline
+    file's directory), and ``seeds.path`` too when it names a file there."""
+    out = dict(data)
+    for key in ("python_path", "prompt_dirs"):
+        if isinstance(out.get(key), list):
+            out[key] = [_absolute(p, base) if isinstance(p, str) else p for p in out[key]]
+    seeds = out.get("seeds")
+    if isinstance(seeds, dict) and isinstance(seeds.get("path"), str):
+        path = Path(seeds["path"]).expanduser()
+        if not path.is_absolute() and (base / path).is_file():
+            out["seeds"] = {**seeds, "path": str((base / path).resolve())}
+    return out
+
+
+def _absolute(path: str, base: Path) -> str:
+    p = Path(path).expanduser()
+    return str((p if p.is_absolute() else base / p).resolve())
+
+
+def resolve_kind(data: dict[str, Any], source: Path | str, node: yaml.Node | None) -> Method:
+    """The method ``kind`` names, or a ``ConfigError`` at the line of ``kind``."""
+    from orchestrator.methods.catalog import MethodError, load_method
+
+    kind = data.get("kind", "tinygsm")
+    if not isinstance(kind, str):
+        raise _invalid([f"{_where(source, node, ('kind',))}: must be a string"])
+    paths = data.get("python_path")
+    paths = [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else []
+    try:
+        method = load_method(kind, paths)
+        config_model(method)
+    except MethodError as err:
+        raise _invalid([f"{_where(source, node, ('kind',))}: {err}"]) from None
+    return method
+
+
+_MODELS: dict[tuple[str, type], type[PipelineConfig]] = {}
+
+
+def config_model(method: Method) -> type[PipelineConfig]:
+    """``PipelineConfig`` with ``method``'s section (built-in sections are fields already)."""
+    from orchestrator.methods.catalog import MethodError
+
+    field = PipelineConfig.model_fields.get(method.name)
+    if field is not None:
+        if field.annotation is method.config:
+            return PipelineConfig
+        raise MethodError(f"method name {method.name!r} is taken by the {method.name}: section")
+    key = (method.name, method.config)
+    if key not in _MODELS:
+        section = (method.config, Field(default_factory=method.config))
+        _MODELS[key] = create_model(
+            f"PipelineConfig_{method.name}", __base__=PipelineConfig, **{method.name: section}
+        )  # type: ignore[call-overload]
+    return _MODELS[key]
+
+
+def _resolve_templates(
+    cfg: PipelineConfig, method: Method, base: Path, source: Path | str, node: yaml.Node | None
+) -> dict[str, TemplateSource]:
+    """Every template the method's section names, read (with includes) and checked."""
+    errors = [
+        f"{_where(source, node, ('prompt_dirs', i))}: not a directory: {d}"
+        for i, d in enumerate(cfg.prompt_dirs)
+        if not Path(d).is_dir()
+    ]
+    if errors:
+        raise _invalid(errors)
+    own = method.prompt_dir()
+    search = [Path(d) for d in cfg.prompt_dirs] + ([own] if own is not None else [])
+    files: dict[str, TemplateSource] = {}
+    for loc, ref in template_fields(method.section(cfg), (method.name,)):
+        if ref not in files:
+            try:
+                files[ref] = resolve_template(ref, search, base)
+            except TemplateError as err:
+                errors.append(f"{_where(source, node, loc)}: {err}")
+    if errors:
+        raise _invalid(errors)
+    return files
+
+
+def config_from_json(text: str) -> PipelineConfig:
+    """A config sent as JSON (to a worker): its method is found again by ``kind``."""
+    from orchestrator.methods.catalog import load_method
+
+    data = json.loads(text)
+    method = load_method(data.get("kind", "tinygsm"), data.get("python_path", []))
+    return config_model(method).model_validate(data)

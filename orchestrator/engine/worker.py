@@ -24,12 +24,12 @@ from typing import Any
 
 import ray
 
-from orchestrator.core.config import PipelineConfig
+from orchestrator.core.config import config_from_json
 from orchestrator.core.records import Record
 from orchestrator.core.stage import Stage
 from orchestrator.engine.job_directory import JobActors
 from orchestrator.engine.steps import FilterStep, StepContext
-from orchestrator.methods.catalog import build_steps
+from orchestrator.methods.catalog import build_steps, row_schema
 from orchestrator.output.store import Commit, OutputStore
 from orchestrator.quality.decontam import Decontaminate
 from orchestrator.quality.dedup import DedupClient
@@ -63,8 +63,8 @@ class GenerationWorker:
         """``directory``: the name of the run's ``JobDirectory`` (only plain values here, so a
         restart re-runs this safely; see ``orchestrator.engine.job_directory``)."""
         self.name = name
-        self.cfg = PipelineConfig.model_validate_json(config_json)
-        self.store = OutputStore(out_dir)
+        self.cfg = config_from_json(config_json)  # imports a user method named by `kind`
+        self.store = OutputStore(out_dir, row_schema(self.cfg))
         actors = JobActors.lookup(directory)
         self.dedup = DedupClient(actors.dedup)
         self.metrics = actors.metrics

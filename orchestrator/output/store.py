@@ -36,49 +36,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestrator.core.records import Record, content_hash
+from orchestrator.output.rows import RowSchema
 from orchestrator.output.storage import TMP_DIR, Storage, StorageError, worker_env
 
 LEDGER_KEY = b"mathsynth.ledger"
-MESSAGES_TYPE = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-ROW_FIELDS: list[tuple[str, pa.DataType]] = [
-    ("id", pa.string()),
-    ("seed_id", pa.string()),
-    ("method", pa.string()),
-    ("question", pa.string()),
-    ("code", pa.string()),
-    ("answer", pa.string()),
-    ("gold_answer", pa.string()),
-    ("source", pa.string()),
-    ("teacher", pa.string()),
-    ("template", pa.string()),
-    ("template_hash", pa.string()),
-    ("sampling", pa.string()),
-    ("created_at", pa.string()),
-    ("parent_id", pa.string()),
-    ("meta", pa.string()),
-    # Chat-form methods (skywork, mumath_code, arithmetic) put these in Record.meta.
-    ("solution", pa.string()),
-    ("messages", MESSAGES_TYPE),
-]
-ROW_SCHEMA = pa.schema(ROW_FIELDS)
-REJECTED_SCHEMA = pa.schema(
-    ROW_FIELDS + [("reject_reason", pa.string()), ("reject_detail", pa.string())]
-)
 # Side splits: extra outputs beside the train split (e.g. TinyGSM verifier data: every candidate
 # program with a correct/incorrect ``label``). Not deduplicated; written with the same commit.
 SIDE_SPLITS = ("verifier",)
-SIDE_SCHEMA = pa.schema(ROW_FIELDS + [("label", pa.bool_())])
-_JSON_FIELDS = ("sampling", "meta")
-_META_COLUMNS = ("solution", "messages")  # moved out of meta into their own columns
-
-
-def record_row(record: Record, schema: pa.Schema = ROW_SCHEMA) -> dict[str, Any]:
-    data = record.to_dict()
-    for name in (*_META_COLUMNS, "label"):
-        data[name] = data["meta"].pop(name, None)
-    for name in _JSON_FIELDS:
-        data[name] = json.dumps(data[name], sort_keys=True, ensure_ascii=False)
-    return {name: data.get(name) for name in schema.names}
+# The row schema (columns, typed ``meta`` per method, chat form): ``orchestrator.output.rows``.
+GENERIC_ROWS = RowSchema()
 
 
 @dataclass
@@ -115,9 +81,12 @@ class Ledger:
 class OutputStore:
     """The output dataset at ``location`` (a path or an fsspec URL)."""
 
-    def __init__(self, location: str | Path) -> None:
+    def __init__(self, location: str | Path, rows: RowSchema | None = None) -> None:
+        """``rows``: the schema of the rows this store writes (the method's; readers need
+        none)."""
         self.storage = Storage(location)
         self.url = self.storage.url
+        self.rows = rows or GENERIC_ROWS
 
     # Local stores only (object stores have no Path): kept for callers that inspect the disk.
     @property
@@ -138,24 +107,20 @@ class OutputStore:
         """Write rejected rows, then the data file (the commit point). Returns the commit id."""
         cid = commit.id
         if commit.rejected:
-            rows = [record_row(r, REJECTED_SCHEMA) for r in commit.rejected]
-            table = pa.Table.from_pylist(rows, schema=REJECTED_SCHEMA)
+            table = self.rows.table(commit.rejected, "rejected")
             self.storage.put_table(f"rejected/rejected-{cid}.parquet", table)
         for split, records in commit.side.items():
             if split not in SIDE_SPLITS:
                 raise ValueError(f"unknown side split {split!r} (known: {SIDE_SPLITS})")
             if records:
                 self.storage.makedirs(split)
-                table = pa.Table.from_pylist(
-                    [record_row(r, SIDE_SCHEMA) for r in records], schema=SIDE_SCHEMA
-                )
+                table = self.rows.table(records, "side")
                 self.storage.put_table(f"{split}/{split}-{cid}.parquet", table)
         ledger = {"seeds": commit.seeds, "failures": commit.failures}
         if not commit.rows:  # `datasets` cannot read zero-row parquet files: ledger alone
             self.write_json(f"_mathsynth/commits/{cid}.json", ledger)
             return cid
-        schema = ROW_SCHEMA.with_metadata({LEDGER_KEY: json.dumps(ledger).encode()})
-        table = pa.Table.from_pylist([record_row(r) for r in commit.rows], schema=schema)
+        table = self.rows.table(commit.rows, "train", {LEDGER_KEY: json.dumps(ledger).encode()})
         self.storage.put_table(f"data/train-{cid}.parquet", table)
         return cid
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from orchestrator.core.records import Record, content_hash
 from orchestrator.core.sampling import SamplingParams
 from orchestrator.engine.steps import Step, StepContext, now_iso
+from orchestrator.methods.method import Method
 
 from .config import ArithmeticConfig
 from .generate import generate_shard
@@ -88,3 +89,16 @@ def template_names(cfg: PipelineConfig) -> list[str]:
 
 def request_plan(cfg: PipelineConfig) -> list[tuple[float, SamplingParams]]:
     return []
+
+
+METHOD = Method(
+    name="arithmetic",
+    build_steps=build_steps,
+    config=ArithmeticConfig,
+    needs_teacher=False,
+    template_names=template_names,
+    request_plan=request_plan,
+    make_seeds=make_seeds,
+    # operands as text: up to 64 digits, beyond int64
+    meta={"task": str, "a": str, "b": str, "shard": int, "index": int},
+)

@@ -3,7 +3,6 @@ exact answers in parquet, reproducible output, resume, and a larger size only ad
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +46,10 @@ def test_arithmetic_end_to_end(tmp_path: Path) -> None:
         assert row["answer"] == row["gold_answer"] == expected_answer(op, a, b)
         check_solution(row["solution"], op, a, b, row["answer"])
         assert row["messages"][1]["content"] == row["solution"]
-        meta = json.loads(row["meta"])
-        assert (meta["a"], meta["b"]) == (a, b) and row["method"] == f"arithmetic/{meta['task']}"
+        meta = row["meta"]
+        assert (meta["a"], meta["b"]) == (str(a), str(b)) and row[
+            "method"
+        ] == f"arithmetic/{meta['task']}"
     keys = [normalize_question(r["question"]) for r in written]
     assert len(keys) == len(set(keys))
 
