@@ -27,6 +27,7 @@ from tests.support.mumath_teacher import (
     seed_rows,
     true_answer,
 )
+from tests.support.output import check_dataset
 from tests.support.scripted_server import ScriptedServer
 
 pytestmark = pytest.mark.usefixtures("ray_local")
@@ -94,6 +95,7 @@ def test_code_nested_solutions_end_to_end(tmp_path: Path, seed_file: Path) -> No
         == len(rows)
         > 0
     )
+    assert check_dataset(out, tmp_path / "hf-check")["data"] > 1  # one schema in every shard
     solved = rows + [r for r in rejected if r["reject_reason"].startswith("solve:")]
     ops = Counter(r["method"].split("/")[1] for r in solved)
     assert ops == {op: len(seeds) for op in ("original", "rephrase", "alter_expression",
@@ -148,6 +150,7 @@ def test_chain_of_thought_stage1_data(tmp_path: Path, seed_file: Path) -> None:
         run_job(make_config(srv.base_url, solution_format="cot"), seeds, out)
         bodies = srv.requests
     rows = read(out, "data")
+    check_dataset(out, tmp_path / "hf-check")
     assert len(rows) == 6 * len(seeds)  # the fake's chains of thought are always right
     for row in rows:
         meta = row["meta"]

@@ -19,6 +19,7 @@ from orchestrator.core.seeds import load_seeds
 from orchestrator.engine.driver import run_job
 from orchestrator.methods.skywork.coreset import main as coreset_main
 from orchestrator.quality.verify import answers_equal, extract_final_answer, normalize_answer
+from tests.support.output import check_dataset
 from tests.support.scripted_server import ScriptedServer
 from tests.support.skywork_teacher import (
     MOVE_SENTENCES,
@@ -121,6 +122,7 @@ def test_stage1_then_core_set_then_stage2(tmp_path: Path, shared_data: Path) -> 
         str(out1), split="train", cache_dir=str(tmp_path / "hf-cache")
     ).num_rows == len(rows)
     check_rows(rows, rejected, teacher, seeds, stage=1)
+    assert check_dataset(out1, tmp_path / "hf-check")["data"] > 1  # one schema in every shard
     ops = Counter(r["meta"]["op"] for r in rows)
     assert set(ops) >= {"rephrase", "fobar", "answer_augmentation", "evol_instruct",
                         "self_correction"}  # fmt: skip
