@@ -203,12 +203,15 @@ def base_dir(source: Path | str) -> Path:
 
 
 def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
-    """``python_path`` and ``prompt_dirs`` entries made absolute against ``base`` (the pipeline
+    """``prompt_dirs`` and ``python_path`` entries resolved against ``base`` (the pipeline
     file's directory), and ``seeds.path`` too when it names a file there."""
     out = dict(data)
-    for key in ("python_path", "prompt_dirs"):
-        if isinstance(out.get(key), list):
-            out[key] = [_absolute(p, base) if isinstance(p, str) else p for p in out[key]]
+    if isinstance(out.get("prompt_dirs"), list):
+        out["prompt_dirs"] = [_absolute(p, base) if isinstance(p, str) else p
+                              for p in out["prompt_dirs"]]  # fmt: skip
+    if isinstance(out.get("python_path"), list):
+        out["python_path"] = [_from_cwd(p, base) if isinstance(p, str) else p
+                              for p in out["python_path"]]  # fmt: skip
     seeds = out.get("seeds")
     if isinstance(seeds, dict) and isinstance(seeds.get("path"), str):
         path = Path(seeds["path"]).expanduser()
@@ -220,6 +223,15 @@ def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
 def _absolute(path: str, base: Path) -> str:
     p = Path(path).expanduser()
     return str((p if p.is_absolute() else base / p).resolve())
+
+
+def _from_cwd(path: str, base: Path) -> str:
+    """A ``python_path`` entry relative to the current directory when it lies inside it (Ray
+    workers run in the driver's directory: locally the same one, in a Ray job the job's
+    shipped ``working_dir``), else absolute."""
+    absolute = Path(_absolute(path, base))
+    cwd = Path.cwd().resolve()
+    return str(absolute.relative_to(cwd)) if absolute.is_relative_to(cwd) else str(absolute)
 
 
 def resolve_kind(data: dict[str, Any], source: Path | str, node: yaml.Node | None) -> Method:

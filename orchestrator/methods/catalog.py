@@ -18,6 +18,7 @@ one. This module does not run anything.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -68,9 +69,10 @@ def _load(kind: str, python_path: tuple[str, ...]) -> Method:
             )
         return method
     if ":" in kind:
-        for folder in reversed(python_path):
-            if folder not in sys.path:
-                sys.path.insert(0, folder)
+        for folder in reversed(python_path):  # relative ones: to this process's directory
+            absolute = os.path.abspath(folder)
+            if absolute not in sys.path:
+                sys.path.insert(0, absolute)
         return _import(kind, kind)
     known = ", ".join([*BUILTINS, *installed])
     raise MethodError(
