@@ -27,10 +27,10 @@ from orchestrator.core.config import (
     base_dir,
     deep_update,
     read_yaml,
-    resolve_kind,
     resolve_paths,
     validate_pipeline,
 )
+from orchestrator.core.method_config import resolve_kind
 from orchestrator.core.records import Record
 from orchestrator.core.resources import resolve_pipeline
 from orchestrator.core.seeds import SeedError, load_seeds

@@ -4,7 +4,7 @@ A pipeline file (YAML) is read into ``PipelineConfig``; command-line flags and e
 variables are applied as overrides *before* validation, so every value is checked the same way.
 ``kind`` names the method (``orchestrator.methods.catalog``: built-in, entry point or
 ``module:attr``); a method outside the built-ins adds its own section, named after it, to the
-model. Template references (``TemplateName`` fields) are resolved at load against
+model (``orchestrator.core.method_config``). Template references (``TemplateName`` fields) are resolved at load against
 ``prompt_dirs``, the method's prompts and the built-in ``prompts/``, and their text is kept in
 ``prompt_files`` so workers need no template files. Relative paths in a pipeline file
 (``prompt_dirs``, ``python_path``, template ``.j2`` paths, ``seeds.path`` when the file has it)
@@ -14,20 +14,13 @@ key. This module does not start teachers, resolve seeds or run anything.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, create_model
+from pydantic import Field, ValidationError
 
-from orchestrator.core.prompts import (
-    PromptTemplate,
-    TemplateError,
-    TemplateSource,
-    resolve_template,
-    template_fields,
-)
+from orchestrator.core.prompts import PromptTemplate, TemplateSource, resolve_template
 from orchestrator.core.seeds import SeedConfig
 from orchestrator.core.strict import StrictModel
 from orchestrator.methods.arithmetic.config import ArithmeticConfig
@@ -39,9 +32,6 @@ from orchestrator.quality.format_filters import FormatSettings
 from orchestrator.quality.near_dedup import NearDedupSettings
 from orchestrator.sandbox import SandboxLimits
 from orchestrator.teacher.settings import TeacherSettings
-
-if TYPE_CHECKING:
-    from orchestrator.methods.method import Method
 
 
 class FilterConfig(StrictModel):
@@ -163,32 +153,34 @@ def deep_update(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
     return out
 
 
-def _where(source: Path | str, node: yaml.Node | None, loc: tuple[Any, ...]) -> str:
+def where(source: Path | str, node: yaml.Node | None, loc: tuple[Any, ...]) -> str:
     line = _line_of(node, loc)
     where = f"{source}:{line}" if line else f"{source}"
     return f"{where}: {'.'.join(map(str, loc)) or '<root>'}"
 
 
-def _invalid(lines: list[str]) -> ConfigError:
+def invalid(lines: list[str]) -> ConfigError:
     return ConfigError("invalid pipeline configuration\n  " + "\n  ".join(lines))
 
 
 def validate_pipeline(
     data: dict[str, Any], source: Path | str, node: yaml.Node | None = None
 ) -> PipelineConfig:
+    from orchestrator.core.method_config import config_model, resolve_kind, resolve_templates
+
     base = base_dir(source)
     if "prompt_files" in data:
-        where = _where(source, node, ("prompt_files",))
-        raise _invalid([f"{where}: filled by mathsynth at load; do not set it"])
+        at = where(source, node, ("prompt_files",))
+        raise invalid([f"{at}: filled by mathsynth at load; do not set it"])
     data = resolve_paths(data, base)
     method = resolve_kind(data, source, node)
     try:
         cfg = config_model(method).model_validate(data)
     except ValidationError as err:
-        raise _invalid(
-            [f"{_where(source, node, tuple(e['loc']))}: {e['msg']}" for e in err.errors()]
+        raise invalid(
+            [f"{where(source, node, tuple(e['loc']))}: {e['msg']}" for e in err.errors()]
         ) from None
-    cfg.prompt_files = _resolve_templates(cfg, method, base, source, node)
+    cfg.prompt_files = resolve_templates(cfg, method, base, source, node)
     return cfg
 
 
@@ -232,75 +224,3 @@ def _from_cwd(path: str, base: Path) -> str:
     absolute = Path(_absolute(path, base))
     cwd = Path.cwd().resolve()
     return str(absolute.relative_to(cwd)) if absolute.is_relative_to(cwd) else str(absolute)
-
-
-def resolve_kind(data: dict[str, Any], source: Path | str, node: yaml.Node | None) -> Method:
-    """The method ``kind`` names, or a ``ConfigError`` at the line of ``kind``."""
-    from orchestrator.methods.catalog import MethodError, load_method
-
-    kind = data.get("kind", "tinygsm")
-    if not isinstance(kind, str):
-        raise _invalid([f"{_where(source, node, ('kind',))}: must be a string"])
-    paths = data.get("python_path")
-    paths = [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else []
-    try:
-        method = load_method(kind, paths)
-        config_model(method)
-    except MethodError as err:
-        raise _invalid([f"{_where(source, node, ('kind',))}: {err}"]) from None
-    return method
-
-
-_MODELS: dict[tuple[str, type], type[PipelineConfig]] = {}
-
-
-def config_model(method: Method) -> type[PipelineConfig]:
-    """``PipelineConfig`` with ``method``'s section (built-in sections are fields already)."""
-    from orchestrator.methods.catalog import MethodError
-
-    field = PipelineConfig.model_fields.get(method.name)
-    if field is not None:
-        if field.annotation is method.config:
-            return PipelineConfig
-        raise MethodError(f"method name {method.name!r} is taken by the {method.name}: section")
-    key = (method.name, method.config)
-    if key not in _MODELS:
-        section = (method.config, Field(default_factory=method.config))
-        _MODELS[key] = create_model(
-            f"PipelineConfig_{method.name}", __base__=PipelineConfig, **{method.name: section}
-        )  # type: ignore[call-overload]
-    return _MODELS[key]
-
-
-def _resolve_templates(
-    cfg: PipelineConfig, method: Method, base: Path, source: Path | str, node: yaml.Node | None
-) -> dict[str, TemplateSource]:
-    """Every template the method's section names, read (with includes) and checked."""
-    errors = [
-        f"{_where(source, node, ('prompt_dirs', i))}: not a directory: {d}"
-        for i, d in enumerate(cfg.prompt_dirs)
-        if not Path(d).is_dir()
-    ]
-    if errors:
-        raise _invalid(errors)
-    own = method.prompt_dir()
-    search = [Path(d) for d in cfg.prompt_dirs] + ([own] if own is not None else [])
-    files: dict[str, TemplateSource] = {}
-    for loc, ref in template_fields(method.section(cfg), (method.name,)):
-        if ref not in files:
-            try:
-                files[ref] = resolve_template(ref, search, base)
-            except TemplateError as err:
-                errors.append(f"{_where(source, node, loc)}: {err}")
-    if errors:
-        raise _invalid(errors)
-    return files
-
-
-def config_from_json(text: str) -> PipelineConfig:
-    """A config sent as JSON (to a worker): its method is found again by ``kind``."""
-    from orchestrator.methods.catalog import load_method
-
-    data = json.loads(text)
-    method = load_method(data.get("kind", "tinygsm"), data.get("python_path", []))
-    return config_model(method).model_validate(data)

@@ -5,7 +5,8 @@ A template reference in a pipeline file (a config field typed ``TemplateName``) 
 - a **name**, ``tinygsm/one_step``: the file ``<dir>/<name>.j2`` in the first of the search
   directories that has it: the pipeline's ``prompt_dirs``, the method's own ``prompts``
   directory, then the built-in ``prompts/`` folder; or
-- a **path** ending in ``.j2``, absolute or relative to the pipeline file's directory.
+- a **path**: one ending in ``.j2`` (relative to the pipeline file's directory) or any
+  absolute path.
 
 ``resolve_template`` reads the file and every file it includes or extends (literal names,
 looked up in the file's own directory and then the search directories) into a
@@ -96,15 +97,17 @@ def builtin_prompts() -> Path:
 def resolve_template(
     ref: str, search: Sequence[Path] = (), base_dir: Path | None = None
 ) -> TemplateSource:
-    """Find ``ref`` (a name, or a ``.j2`` path relative to ``base_dir``) and read it with
-    everything it includes. ``search``: directories before the built-in ``prompts/``."""
+    """Find ``ref`` (a name, or a path: absolute, or ending ``.j2`` and relative to
+    ``base_dir``) and read it with everything it includes. ``search``: directories before the built-in ``prompts/``."""
     dirs = [*search, builtin_prompts()]
-    if ref.endswith(".j2"):
-        path = Path(ref).expanduser()
-        path = path if path.is_absolute() else (base_dir or Path.cwd()) / path
+    given = Path(ref).expanduser()
+    if ref.endswith(".j2") or given.is_absolute():
+        path = given if given.is_absolute() else (base_dir or Path.cwd()) / given
         if not path.is_file():
             raise TemplateError(f"prompt template file {ref!r} not found ({path})")
         roots, entry = [path.parent, *dirs], path.name
+    elif ".." in given.parts:
+        raise TemplateError(f"template name {ref!r} leaves its folder: give a path ending .j2")
     else:
         roots, entry = dirs, f"{ref}.j2"
         if not any((d / entry).is_file() for d in dirs):

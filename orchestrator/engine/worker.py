@@ -24,7 +24,7 @@ from typing import Any
 
 import ray
 
-from orchestrator.core.config import config_from_json
+from orchestrator.core.method_config import config_from_json
 from orchestrator.core.records import Record
 from orchestrator.core.stage import Stage
 from orchestrator.engine.job_directory import JobActors

@@ -26,7 +26,6 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 
 from orchestrator.core.config import PipelineConfig
-from orchestrator.core.prompts import template_fields
 from orchestrator.core.records import content_hash
 from orchestrator.engine.steps import Step
 from orchestrator.methods.method import Method
@@ -121,10 +120,9 @@ def row_schema(cfg: PipelineConfig) -> RowSchema:
 
 
 def template_names(cfg: PipelineConfig) -> list[str]:
-    method = method_of(cfg)
-    if method.template_names is not None:
-        return method.template_names(cfg)
-    return [ref for _, ref in template_fields(method.section(cfg))]
+    names = method_of(cfg).template_names
+    assert names is not None  # Method sets its default
+    return names(cfg)
 
 
 def fingerprint(cfg: PipelineConfig) -> str:

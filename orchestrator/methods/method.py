@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.core.prompts import template_fields
 from orchestrator.core.strict import StrictModel
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class Method:
     prompts: str | Path | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
     needs_teacher: bool = True
-    template_names: Callable[[PipelineConfig], list[str]] | None = None
+    template_names: Callable[[PipelineConfig], list[str]] | None = None  # None: every one
     request_plan: Callable[[PipelineConfig], RequestPlan] = _no_requests
     make_seeds: Callable[[PipelineConfig], list[Record]] | None = None
 
@@ -69,6 +70,11 @@ class Method:
             raise ValueError(f"method name {self.name!r} must be a Python identifier")
         if "extra" in self.meta:
             raise ValueError("meta field 'extra' is reserved (undeclared keys go there)")
+        if self.template_names is None:  # frozen: set the default once, here
+            object.__setattr__(self, "template_names", self._every_template)
+
+    def _every_template(self, cfg: PipelineConfig) -> list[str]:
+        return [ref for _, ref in template_fields(self.section(cfg))]
 
     def section(self, cfg: PipelineConfig) -> Any:
         """This method's section of ``cfg`` (an instance of ``config``)."""

@@ -86,6 +86,15 @@ def test_missing_template_is_one_line_at_its_key(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
+def test_absolute_path_without_suffix_and_escaping_names(tmp_path: Path) -> None:
+    p = tinygsm_file(tmp_path, tinygsm={"templates": {"one_step": "/no/such/one_step"}})
+    with pytest.raises(ConfigError, match="prompt template file '/no/such/one_step' not found"):
+        load_pipeline(p, {"teacher": {"model": "m"}})
+    p = tinygsm_file(tmp_path, tinygsm={"templates": {"one_step": "../one_step"}})
+    with pytest.raises(ConfigError, match="leaves its folder: give a path ending .j2"):
+        load_pipeline(p, {"teacher": {"model": "m"}})
+
+
 def test_unknown_template_name_says_where_it_looked(tmp_path: Path) -> None:
     (tmp_path / "prompts").mkdir()
     p = tinygsm_file(tmp_path, prompt_dirs=["prompts"], tinygsm={"templates": {"one_step": "nope"}})

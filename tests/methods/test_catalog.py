@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from orchestrator.cli.app import build_config
-from orchestrator.core.config import ConfigError, config_from_json, load_pipeline
+from orchestrator.core.config import ConfigError, load_pipeline
+from orchestrator.core.method_config import config_from_json
 from orchestrator.methods.catalog import BUILTINS, MethodError, fingerprint, load_method
 from tests.support.doubler import install, install_entry_point, pipeline, write_seeds
 
@@ -31,6 +32,12 @@ def write(path: Path, data: dict) -> Path:
     return path
 
 
+def doubler_file(tmp_path: Path, kind: str = "doubler_method:METHOD", **changes: object) -> Path:
+    """tmp_path/p.yaml naming ``kind``, with ``python_path: [plugins]`` (relative to it)."""
+    seeds = write_seeds(tmp_path / "seeds.jsonl")
+    return write(tmp_path / "p.yaml", pipeline(kind, seeds, python_path=["plugins"], **changes))
+
+
 def line_of(path: Path, key: str) -> int:
     return next(i for i, ln in enumerate(path.read_text().splitlines(), 1) if ln.startswith(key))
 
@@ -43,11 +50,8 @@ def test_builtins_are_methods_found_by_the_same_import() -> None:
 def test_module_attr_through_python_path_relative_to_the_pipeline(
     tmp_path: Path, plugin_dir: Path
 ) -> None:
-    seeds = write_seeds(tmp_path / "seeds.jsonl")
     # python_path is relative to the pipeline file, which lives beside the plugin folder
-    p = write(
-        tmp_path / "p.yaml", pipeline("doubler_method:METHOD", seeds, python_path=["plugins"])
-    )
+    p = doubler_file(tmp_path)
     cfg = load_pipeline(p, {"teacher": {"model": "m"}})
     assert cfg.python_path == [str(plugin_dir.resolve())]
     assert cfg.doubler.factor == 3 and cfg.doubler.verify is True  # the custom section, typed
@@ -61,10 +65,7 @@ def test_config_travels_as_json_without_the_template_files(
 ) -> None:
     """A worker on another node rebuilds the config from JSON: the method module must import
     there, the templates need not exist there."""
-    seeds = write_seeds(tmp_path / "seeds.jsonl")
-    p = write(
-        tmp_path / "p.yaml", pipeline("doubler_method:METHOD", seeds, python_path=["plugins"])
-    )
+    p = doubler_file(tmp_path)
     cfg = load_pipeline(p, {"teacher": {"model": "m"}})
     text = cfg.model_dump_json()
     (plugin_dir / "doubler_prompts" / "ask.j2").unlink()
@@ -75,10 +76,7 @@ def test_config_travels_as_json_without_the_template_files(
 
 
 def test_custom_section_errors_name_file_and_line(tmp_path: Path, plugin_dir: Path) -> None:
-    seeds = write_seeds(tmp_path / "seeds.jsonl")
-    data = pipeline("doubler_method:METHOD", seeds, python_path=["plugins"])
-    data["doubler"] = {"factor": 0, "fator": 2}
-    p = write(tmp_path / "p.yaml", data)
+    p = doubler_file(tmp_path, doubler={"factor": 0, "fator": 2})
     with pytest.raises(ConfigError) as err:
         load_pipeline(p, {"teacher": {"model": "m"}})
     text = str(err.value)
@@ -98,8 +96,7 @@ def test_custom_section_errors_name_file_and_line(tmp_path: Path, plugin_dir: Pa
 def test_bad_kind_is_one_line_at_the_kind_line(
     tmp_path: Path, plugin_dir: Path, kind: str, says: str
 ) -> None:
-    p = write(tmp_path / "p.yaml", pipeline(kind, write_seeds(tmp_path / "s.jsonl"),
-                                             python_path=["plugins"]))  # fmt: skip
+    p = doubler_file(tmp_path, kind)
     with pytest.raises(ConfigError) as err:
         build_config(str(p), {"teacher": {"model": "m"}})
     message = str(err.value).splitlines()[1].strip()
@@ -110,8 +107,7 @@ def test_a_method_module_that_fails_to_import_is_reported_where(
     tmp_path: Path, plugin_dir: Path
 ) -> None:
     (plugin_dir / "broken_method.py").write_text("import json\n\nVALUE = 1 / 0\n")
-    p = write(tmp_path / "p.yaml", pipeline("broken_method:METHOD", write_seeds(tmp_path / "s"),
-                                             python_path=["plugins"]))  # fmt: skip
+    p = doubler_file(tmp_path, "broken_method:METHOD")
     with pytest.raises(ConfigError, match=r"broken_method.py:3: ZeroDivisionError"):
         load_pipeline(p)
 
@@ -135,10 +131,7 @@ def test_entry_point_names_a_method(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_fingerprint_covers_custom_section_and_template_text(
     tmp_path: Path, plugin_dir: Path
 ) -> None:
-    seeds = write_seeds(tmp_path / "seeds.jsonl")
-    p = write(
-        tmp_path / "p.yaml", pipeline("doubler_method:METHOD", seeds, python_path=["plugins"])
-    )
+    p = doubler_file(tmp_path)
     base = fingerprint(load_pipeline(p, {"teacher": {"model": "m"}}))
     faster = load_pipeline(p, {"teacher": {"model": "m"}, "run": {"workers": 7}})
     assert fingerprint(faster) == base  # how fast is not what
@@ -156,7 +149,6 @@ def test_method_name_taken_by_a_pipeline_section_is_refused(
         "from orchestrator.api import Method\n"
         "METHOD = Method(name='run', build_steps=lambda cfg: [])\n"
     )
-    p = write(tmp_path / "p.yaml", pipeline("clash_method:METHOD", write_seeds(tmp_path / "s"),
-                                             python_path=["plugins"]))  # fmt: skip
+    p = doubler_file(tmp_path, "clash_method:METHOD")
     with pytest.raises(ConfigError, match="method name 'run' is taken by the run: section"):
         load_pipeline(p)
