@@ -31,7 +31,9 @@ def test_wheel_contains_data_files(wheel: Path) -> None:
     for path in ("orchestrator/_data/pipelines/tinygsm.yaml",
                  "orchestrator/_data/prompts/tinygsm/one_step.j2",
                  "orchestrator/_data/seeds/demo.jsonl",
-                 "orchestrator/output/templates/dataset_card.md.j2"):  # fmt: skip
+                 "orchestrator/output/templates/dataset_card.md.j2",
+                 "orchestrator/cli/scaffold_files/method.py",  # mathsynth init's files
+                 "orchestrator/cli/scaffold_files/prompts/solve.j2"):  # fmt: skip
         assert path in names
     assert any(n.endswith("entry_points.txt") for n in names)
 

@@ -1,5 +1,5 @@
 """The ``mathsynth`` command line: ``run``, ``demo``, ``show``, ``stats``, ``repair``, ``mix``, ``push``,
-``submit``, ``watch``, ``pipelines``.
+``submit``, ``watch``, ``pipelines``, ``init``.
 
 It turns flags, environment variables and the pipeline file into one validated config, picks
 the teacher (a given OpenAI-compatible URL, OpenAI itself, or the built-in offline CPU teacher
@@ -21,16 +21,20 @@ from rich.text import Text
 from orchestrator.cli.cluster import submit, watch
 from orchestrator.cli.data import mix, pipelines, push, repair, show, stats
 from orchestrator.cli.output import console, fail, out, print_run_summary, print_summary
+from orchestrator.cli.scaffold import init
 from orchestrator.core.config import (
     ConfigError,
     PipelineConfig,
+    base_dir,
     deep_update,
     read_yaml,
+    resolve_paths,
     validate_pipeline,
 )
+from orchestrator.core.method_config import resolve_kind
 from orchestrator.core.resources import resolve_pipeline
 from orchestrator.core.seeds import SeedError, Seeds, seed_source
-from orchestrator.methods.catalog import METHODS
+from orchestrator.methods.catalog import MethodError, method_of
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 DEMO_SEEDS = "demo.jsonl"
@@ -41,9 +45,16 @@ def build_config(pipeline: str, overrides: dict[str, Any]) -> tuple[PipelineConf
     """Validated config and whether the built-in CPU teacher is needed."""
     path = resolve_pipeline(pipeline)
     data, node = read_yaml(path)
-    data = deep_update(data, overrides)
-    method = METHODS.get(str(data.get("kind", "tinygsm")))
-    if method is not None and not method.needs_teacher:
+    return choose_teacher(deep_update(data, overrides), path, node)
+
+
+def choose_teacher(
+    data: dict[str, Any], path: Path, node: Any = None
+) -> tuple[PipelineConfig, bool]:
+    """``data`` (a pipeline file's content, overrides applied) validated, with the teacher
+    chosen: the given URL, OpenAI itself, vLLM replicas, or the built-in CPU teacher."""
+    method = resolve_kind(resolve_paths(data, base_dir(path)), path, node)
+    if not method.needs_teacher:
         return validate_pipeline(data, path, node), False
     teacher = data.setdefault("teacher", {}) or {}
     data["teacher"] = teacher
@@ -75,17 +86,20 @@ def _vllm_replicas(teacher: dict[str, Any], gpus: int | None, path: Path) -> Non
         teacher["replicas"] = gpus // tp
 
 
-def _run(
+def run_pipeline(
     cfg: PipelineConfig, builtin: bool, seeds_spec: str | None, out_dir: str,
     allow_config_change: bool, progress: bool, json_events: bool = False,
     retry_length_rejected: bool = False,
+    api_key: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     from orchestrator.engine.driver import run_job
+    from orchestrator.engine.preflight import workers_load_method
     from orchestrator.teacher.local_cpu import LocalCPUTeacher
     from orchestrator.telemetry.progress import ProgressDisplay
     from orchestrator.telemetry.startup import no_startup
 
     with contextlib.ExitStack() as stack:
+        stack.enter_context(workers_load_method(cfg))  # a user method: Ray workers import it
         mode = "json" if json_events else "auto"  # --json: one progress event per line
         display = (
             stack.enter_context(ProgressDisplay(console, mode=mode))
@@ -95,7 +109,8 @@ def _run(
         step = display.step if display is not None else no_startup  # start-up, as it goes
         step("loading seeds")
         seeds = resolve_seeds(cfg, seeds_spec)
-        api_key = os.environ.get(cfg.teacher.api_key_env) if cfg.teacher else None
+        if api_key is None and cfg.teacher is not None:
+            api_key = os.environ.get(cfg.teacher.api_key_env)
         if builtin and cfg.teacher is not None:
             step("starting the built-in CPU teacher (SmolLM2-135M via llama.cpp)")
             if display is None:
@@ -140,7 +155,7 @@ def _dry_run(cfg: PipelineConfig, seeds_spec: str | None, sample: int) -> dict[s
 def resolve_seeds(cfg: PipelineConfig, seeds_spec: str | None) -> Seeds:
     """Seeds from --seeds or the pipeline file, streamed (``core.seeds.SeedSource``); methods
     that make their own (arithmetic shard descriptors) do so when neither names any."""
-    make_seeds = METHODS[cfg.kind].make_seeds
+    make_seeds = method_of(cfg).make_seeds
     if seeds_spec is None and cfg.seeds.path is None and make_seeds is not None:
         return make_seeds(cfg)[: cfg.run.limit]
     return seed_source(seeds_spec, cfg.seeds, cfg.run.limit)
@@ -176,12 +191,12 @@ def _execute(pipeline: str, overrides: dict[str, Any], seeds: str | None, out_di
         if dry_run is not None:
             return _dry_run(cfg, seeds, dry_run)
         OutputStore(out_dir).storage.check_writable()  # unusable --out: fail before starting
-        summary = _run(cfg, builtin, seeds, out_dir, allow_config_change, progress, json_events,
-                       retry_length_rejected)  # fmt: skip
+        summary = run_pipeline(cfg, builtin, seeds, out_dir, allow_config_change, progress,
+                               json_events, retry_length_rejected)  # fmt: skip
     except CorruptFileError as err:
         raise fail(f"{err}; {err.hint}") from None
-    except (ConfigError, SeedError, FileNotFoundError, LocalTeacherError, StorageError,
-            SealError, OutputLocked, CapacityError) as err:  # fmt: skip
+    except (ConfigError, MethodError, SeedError, FileNotFoundError, LocalTeacherError,
+            StorageError, SealError, OutputLocked, CapacityError) as err:  # fmt: skip
         raise fail(str(err)) from None
     except FatalRunError as err:
         raise fail(f"run stopped: {err}", code=1) from None
@@ -314,6 +329,7 @@ app.command(name="push")(push)
 app.command(name="submit")(submit)
 app.command(name="watch")(watch)
 app.command(name="pipelines")(pipelines)
+app.command(name="init")(init)
 
 
 def main() -> None:

@@ -2,18 +2,25 @@
 
 A pipeline file (YAML) is read into ``PipelineConfig``; command-line flags and environment
 variables are applied as overrides *before* validation, so every value is checked the same way.
-Validation errors name the file and the line of the offending key. This module does not start
-teachers, resolve seeds or run anything.
+``kind`` names the method (``orchestrator.methods.catalog``: built-in, entry point or
+``module:attr``); a method outside the built-ins adds its own section, named after it, to the
+model (``orchestrator.core.method_config``). Template references (``TemplateName`` fields) are resolved at load against
+``prompt_dirs``, the method's prompts and the built-in ``prompts/``, and their text is kept in
+``prompt_files`` so workers need no template files. Relative paths in a pipeline file
+(``prompt_dirs``, ``python_path``, template ``.j2`` paths, ``seeds.path`` when the file has it)
+are resolved against the file's directory. Errors name the file and the line of the offending
+key. This module does not start teachers, resolve seeds or run anything.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import Field, ValidationError
 
+from orchestrator.core.prompts import PromptTemplate, TemplateSource, resolve_template
 from orchestrator.core.seeds import SeedConfig
 from orchestrator.core.strict import StrictModel
 from orchestrator.methods.arithmetic.config import ArithmeticConfig
@@ -86,7 +93,13 @@ class RunConfig(StrictModel):
 class PipelineConfig(StrictModel):
     name: str
     description: str = ""
-    kind: Literal["tinygsm", "skywork", "mumath_code", "arithmetic"] = "tinygsm"
+    kind: str = Field("tinygsm", description="a built-in method, an installed one, or module:attr")
+    python_path: list[str] = Field(
+        default_factory=list, description="directories searched first for kind: module:attr"
+    )
+    prompt_dirs: list[str] = Field(
+        default_factory=list, description="directories searched first for template names"
+    )
     seeds: SeedConfig = SeedConfig()
     teacher: TeacherSettings | None = None
     # One section per pipeline method; only the section named by ``kind`` is used.
@@ -101,6 +114,14 @@ class PipelineConfig(StrictModel):
     sandbox: SandboxLimits = SandboxLimits()
     run: RunConfig = RunConfig()
     card: CardSettings = CardSettings()  # dataset card metadata; not in the fingerprint
+    # Filled at load (never in a pipeline file): every template the method names, with its text.
+    prompt_files: dict[str, TemplateSource] = Field(default_factory=dict)
+
+    def template(self, ref: str) -> PromptTemplate:
+        """The template ``ref`` as resolved at load (a config not made by the loader resolves
+        built-in names on the spot)."""
+        source = self.prompt_files.get(ref)
+        return (source or resolve_template(ref)).load()
 
 
 class ConfigError(ValueError):
@@ -156,21 +177,74 @@ def deep_update(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
     return out
 
 
+def where(source: Path | str, node: yaml.Node | None, loc: tuple[Any, ...]) -> str:
+    line = _line_of(node, loc)
+    where = f"{source}:{line}" if line else f"{source}"
+    return f"{where}: {'.'.join(map(str, loc)) or '<root>'}"
+
+
+def invalid(lines: list[str]) -> ConfigError:
+    return ConfigError("invalid pipeline configuration\n  " + "\n  ".join(lines))
+
+
 def validate_pipeline(
     data: dict[str, Any], source: Path | str, node: yaml.Node | None = None
 ) -> PipelineConfig:
+    from orchestrator.core.method_config import config_model, resolve_kind, resolve_templates
+
+    base = base_dir(source)
+    if "prompt_files" in data:
+        at = where(source, node, ("prompt_files",))
+        raise invalid([f"{at}: filled by mathsynth at load; do not set it"])
+    data = resolve_paths(data, base)
+    method = resolve_kind(data, source, node)
     try:
-        return PipelineConfig.model_validate(data)
+        cfg = config_model(method).model_validate(data)
     except ValidationError as err:
-        lines = []
-        for e in err.errors():
-            loc = tuple(e["loc"])
-            line = _line_of(node, loc)
-            where = f"{source}:{line}" if line else f"{source}"
-            lines.append(f"{where}: {'.'.join(map(str, loc)) or '<root>'}: {e['msg']}")
-        raise ConfigError("invalid pipeline configuration\n  " + "\n  ".join(lines)) from None
+        raise invalid(
+            [f"{where(source, node, tuple(e['loc']))}: {e['msg']}" for e in err.errors()]
+        ) from None
+    cfg.prompt_files = resolve_templates(cfg, method, base, source, node)
+    return cfg
 
 
 def load_pipeline(path: Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:
     data, node = read_yaml(path)
     return validate_pipeline(deep_update(data, overrides or {}), path, node)
+
+
+def base_dir(source: Path | str) -> Path:
+    """Where relative paths of a pipeline are resolved: its file's directory (else the cwd)."""
+    return Path(source).parent.resolve() if Path(source).is_file() else Path.cwd()
+
+
+def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``prompt_dirs`` and ``python_path`` entries resolved against ``base`` (the pipeline
+    file's directory), and ``seeds.path`` too when it names a file there."""
+    out = dict(data)
+    if isinstance(out.get("prompt_dirs"), list):
+        out["prompt_dirs"] = [_absolute(p, base) if isinstance(p, str) else p
+                              for p in out["prompt_dirs"]]  # fmt: skip
+    if isinstance(out.get("python_path"), list):
+        out["python_path"] = [_from_cwd(p, base) if isinstance(p, str) else p
+                              for p in out["python_path"]]  # fmt: skip
+    seeds = out.get("seeds")
+    if isinstance(seeds, dict) and isinstance(seeds.get("path"), str):
+        path = Path(seeds["path"]).expanduser()
+        if not path.is_absolute() and (base / path).is_file():
+            out["seeds"] = {**seeds, "path": str((base / path).resolve())}
+    return out
+
+
+def _absolute(path: str, base: Path) -> str:
+    p = Path(path).expanduser()
+    return str((p if p.is_absolute() else base / p).resolve())
+
+
+def _from_cwd(path: str, base: Path) -> str:
+    """A ``python_path`` entry relative to the current directory when it lies inside it (Ray
+    workers run in the driver's directory: locally the same one, in a Ray job the job's
+    shipped ``working_dir``), else absolute."""
+    absolute = Path(_absolute(path, base))
+    cwd = Path.cwd().resolve()
+    return str(absolute.relative_to(cwd)) if absolute.is_relative_to(cwd) else str(absolute)

@@ -28,7 +28,7 @@ from typing import Any
 
 import ray
 
-from orchestrator.core.config import PipelineConfig
+from orchestrator.core.method_config import config_from_json
 from orchestrator.core.records import Record
 from orchestrator.core.stage import Stage
 from orchestrator.engine.context import StepContext
@@ -36,7 +36,7 @@ from orchestrator.engine.failure_stop import COUNTER as FAILURES
 from orchestrator.engine.failure_stop import signature as failure_signature
 from orchestrator.engine.job_directory import JobActors
 from orchestrator.engine.steps import FilterStep
-from orchestrator.methods.catalog import build_steps
+from orchestrator.methods.catalog import build_steps, row_schema
 from orchestrator.output.replies import ReplyWriter
 from orchestrator.output.store import Commit, OutputStore
 from orchestrator.quality.decontam import Decontaminate
@@ -69,8 +69,8 @@ class GenerationWorker:
         """``directory``: the name of the run's ``JobDirectory`` (only plain values here, so a
         restart re-runs this safely; see ``orchestrator.engine.job_directory``)."""
         self.name = name
-        self.cfg = PipelineConfig.model_validate_json(config_json)
-        self.store = OutputStore(out_dir)
+        self.cfg = config_from_json(config_json)  # imports a user method named by `kind`
+        self.store = OutputStore(out_dir, row_schema(self.cfg))
         actors = JobActors.lookup(directory)
         self.metrics = actors.metrics
         self.api_key = api_key

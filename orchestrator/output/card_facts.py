@@ -23,8 +23,7 @@ import pyarrow.compute as pc
 from pydantic import ValidationError
 
 from orchestrator.core.config import PipelineConfig
-from orchestrator.core.prompts import load_template
-from orchestrator.methods.catalog import method_of
+from orchestrator.methods.catalog import template_names
 from orchestrator.output.funnel import stage_levels, stage_rates
 from orchestrator.output.stats import funnel
 from orchestrator.output.store import OutputStore
@@ -44,10 +43,9 @@ def package_version() -> str:
 
 def run_record(cfg: PipelineConfig) -> dict[str, Any]:
     """What ``run.json`` holds beside the pipeline name and fingerprint (see module docstring)."""
-    names = method_of(cfg).template_names(cfg)
     return {
-        "config": cfg.model_dump(mode="json"),
-        "templates": {name: load_template(name).hash for name in names},
+        "config": cfg.model_dump(mode="json", exclude={"prompt_files"}),  # (texts: in prompts/)
+        "templates": {name: cfg.template(name).hash for name in template_names(cfg)},
         "mathsynth": package_version(),
     }
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from orchestrator.core.seeds import source_label
-from orchestrator.methods.catalog import METHODS
+from orchestrator.methods.catalog import BUILTINS, method_of
 from orchestrator.output.card_facts import CardFacts
 from orchestrator.output.portable import portable
 from orchestrator.teacher.local_cpu import MODEL_ALIAS
@@ -70,8 +70,8 @@ def reproduce(facts: CardFacts) -> Reproduce | None:
     """None when the dataset holds no recorded configuration."""
     if facts.cfg is None:
         return None
-    unused = {kind for kind in METHODS if kind != facts.cfg.kind}  # other methods' sections
-    original = facts.cfg.model_dump(mode="json", exclude=unused)
+    unused = {kind for kind in BUILTINS if kind != facts.cfg.kind}  # other methods' sections
+    original = facts.cfg.model_dump(mode="json", exclude={*unused, "prompt_files"})
     config = portable(original)
     notes: list[str] = []
     if config != original:
@@ -79,7 +79,7 @@ def reproduce(facts: CardFacts) -> Reproduce | None:
     if isinstance(config.get("teacher"), dict):
         notes += _teacher_notes(config["teacher"])
     command = ["mathsynth", "run", "pipeline.yaml"]
-    needs_seeds = METHODS[facts.cfg.kind].make_seeds is None
+    needs_seeds = method_of(facts.cfg).make_seeds is None
     sources = _seed_sources(facts)
     configured = source_label(facts.cfg.seeds.path)
     if needs_seeds and (not sources or sources == [configured]):

@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orchestrator.output.store import MESSAGES_TYPE
+from orchestrator.output.rows import MESSAGES_TYPE
 
 SCHEMA = pa.schema([("messages", MESSAGES_TYPE), ("source", pa.string()),
                     ("source_id", pa.string())])  # fmt: skip

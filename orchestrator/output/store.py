@@ -52,51 +52,14 @@ from orchestrator.output.ledger import (
     read_ledger,
     stem,
 )
+from orchestrator.output.rows import RowSchema
 from orchestrator.output.storage import TMP_DIR, Storage, StorageError, worker_env
 
-MESSAGES_TYPE = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-ROW_FIELDS: list[tuple[str, pa.DataType]] = [
-    ("id", pa.string()),
-    ("seed_id", pa.string()),
-    ("method", pa.string()),
-    ("question", pa.string()),
-    ("code", pa.string()),
-    ("answer", pa.string()),
-    ("gold_answer", pa.string()),
-    ("source", pa.string()),
-    ("teacher", pa.string()),
-    ("template", pa.string()),
-    ("template_hash", pa.string()),
-    ("sampling", pa.string()),
-    ("created_at", pa.string()),
-    ("parent_id", pa.string()),
-    ("meta", pa.string()),
-    # Chat-form methods (skywork, mumath_code, arithmetic) put these in Record.meta.
-    ("solution", pa.string()),
-    ("messages", MESSAGES_TYPE),
-    # Provenance: the keys of the teacher replies the row came from, in the reply log
-    # (``_mathsynth/replies/``; ``mathsynth show OUT --id ID --raw`` prints them).
-    ("reply_ids", pa.list_(pa.string())),
-]
-ROW_SCHEMA = pa.schema(ROW_FIELDS)
-REJECTED_SCHEMA = pa.schema(
-    ROW_FIELDS + [("reject_reason", pa.string()), ("reject_detail", pa.string())]
-)
 # Side splits: extra outputs beside the train split (e.g. TinyGSM verifier data: every candidate
 # program with a correct/incorrect ``label``). Not deduplicated; written with the same commit.
 SIDE_SPLITS = ("verifier",)
-SIDE_SCHEMA = pa.schema(ROW_FIELDS + [("label", pa.bool_())])
-_JSON_FIELDS = ("sampling", "meta")
-_META_COLUMNS = ("solution", "messages")  # moved out of meta into their own columns
-
-
-def record_row(record: Record, schema: pa.Schema = ROW_SCHEMA) -> dict[str, Any]:
-    data = record.to_dict()
-    for name in (*_META_COLUMNS, "label"):
-        data[name] = data["meta"].pop(name, None)
-    for name in _JSON_FIELDS:
-        data[name] = json.dumps(data[name], sort_keys=True, ensure_ascii=False)
-    return {name: data.get(name) for name in schema.names}
+# The row schema (columns, typed ``meta`` per method, chat form): ``orchestrator.output.rows``.
+GENERIC_ROWS = RowSchema()
 
 
 @dataclass
@@ -118,12 +81,12 @@ class Commit:
 @dataclass
 class FinalCommit:
     """What the finalizer decided for a run of seeds (in seed order): the dataset rows (row
-    dicts of ``ROW_SCHEMA``), the rows dropped as duplicates, the seeds' outcomes, and the
+    dicts of the ``train`` schema), the rows dropped as duplicates, the seeds' outcomes, and the
     candidate commits whose every seed is now final."""
 
     seeds: dict[str, str] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
-    rejected: list[dict[str, Any]] = field(default_factory=list)  # REJECTED_SCHEMA row dicts
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # ``rejected`` row dicts
     failures: dict[str, str] = field(default_factory=dict)
     candidates: list[str] = field(default_factory=list)
 
@@ -136,9 +99,12 @@ class FinalCommit:
 class OutputStore:
     """The output dataset at ``location`` (a path or an fsspec URL)."""
 
-    def __init__(self, location: str | Path) -> None:
+    def __init__(self, location: str | Path, rows: RowSchema | None = None) -> None:
+        """``rows``: the schema of the rows this store writes (the method's; readers need
+        none)."""
         self.storage = Storage(location)
         self.url = self.storage.url
+        self.rows = rows or GENERIC_ROWS
 
     # Local stores only (object stores have no Path): kept for callers that inspect the disk.
     @property
@@ -157,23 +123,21 @@ class OutputStore:
 
     def write_candidates(self, commit: Commit) -> tuple[str, list[dict[str, Any]]]:
         """A worker's candidate commit: rejected and side-split rows, then the candidate file
-        (the commit point). Returns the commit id and its rows (``ROW_SCHEMA`` dicts)."""
+        (the commit point). Returns the commit id and its rows (``train`` row dicts)."""
         cid = commit.id
         if commit.rejected:
-            rows = [record_row(r, REJECTED_SCHEMA) for r in commit.rejected]
-            self.storage.put_table(
-                f"rejected/rejected-{cid}.parquet", _table(rows, REJECTED_SCHEMA)
-            )
+            table = self.rows.table(commit.rejected, "rejected")
+            self.storage.put_table(f"rejected/rejected-{cid}.parquet", table)
         for split, records in commit.side.items():
             if split not in SIDE_SPLITS:
                 raise ValueError(f"unknown side split {split!r} (known: {SIDE_SPLITS})")
             if records:
                 self.storage.makedirs(split)
-                rows = [record_row(r, SIDE_SCHEMA) for r in records]
-                self.storage.put_table(f"{split}/{split}-{cid}.parquet", _table(rows, SIDE_SCHEMA))
+                table = self.rows.table(records, "side")
+                self.storage.put_table(f"{split}/{split}-{cid}.parquet", table)
         ledger = {"seeds": commit.seeds, "failures": commit.failures}
-        rows = [record_row(r) for r in commit.rows]
-        self._put_ledgered(f"{CANDIDATES_DIR}/cand-{cid}", rows, ledger)
+        rows = self.rows.dicts(commit.rows, "train")
+        self._put_ledgered(f"{CANDIDATES_DIR}/cand-{cid}", rows, ledger, commit.rows)
         return cid, rows
 
     def write_final(self, final: FinalCommit) -> str:
@@ -181,7 +145,7 @@ class OutputStore:
         point; its manifest when no row was kept). Returns the commit id."""
         fid = final.id
         if final.rejected:
-            table = _table(final.rejected, REJECTED_SCHEMA)
+            table = self.rows.from_dicts(final.rejected, "rejected")
             self.storage.put_table(f"rejected/rejected-{fid}.parquet", table)
         ledger = {"seeds": final.seeds, "failures": final.failures, "candidates": final.candidates}
         if final.rows:
@@ -190,21 +154,30 @@ class OutputStore:
             self.write_json(f"{FINAL_MANIFESTS_DIR}/{fid}.json", ledger)
         return fid
 
-    def _put_ledgered(self, stem: str, rows: list[dict[str, Any]], ledger: dict[str, Any]) -> None:
+    def _put_ledgered(
+        self,
+        stem: str,
+        rows: list[dict[str, Any]],
+        ledger: dict[str, Any],
+        records: list[Record] | None = None,
+    ) -> None:
         """``stem.parquet`` with ``ledger`` in its footer, or ``stem.json`` holding only the
-        ledger when there is no row (``datasets`` cannot read zero-row parquet files)."""
+        ledger when there is no row (``datasets`` cannot read zero-row parquet files);
+        ``records``: what the rows were made from (a wrong meta type is then named)."""
         if not rows:
             self.write_json(f"{stem}.json", ledger)
             return
-        schema = ROW_SCHEMA.with_metadata({LEDGER_KEY: json.dumps(ledger).encode()})
-        self.storage.put_table(f"{stem}.parquet", _table(rows, schema))
+        metadata = {LEDGER_KEY: json.dumps(ledger).encode()}
+        table = self.rows.from_dicts(rows, "train", metadata, records)
+        self.storage.put_table(f"{stem}.parquet", table)
 
     def candidate_rows(self, cid: str) -> list[dict[str, Any]]:
-        """The rows (``ROW_SCHEMA`` dicts) of candidate commit ``cid``; [] for a manifest."""
-        path = self.storage.path(f"{CANDIDATES_DIR}/cand-{cid}.parquet")
-        if not self.storage.exists(f"{CANDIDATES_DIR}/cand-{cid}.parquet"):
+        """The rows (``train`` row dicts) of candidate commit ``cid``; [] for a manifest."""
+        name = f"{CANDIDATES_DIR}/cand-{cid}.parquet"
+        if not self.storage.exists(name):
             return []
-        return self.storage.read_table(path).select(ROW_SCHEMA.names).to_pylist()
+        table = self.storage.read_table(self.storage.path(name))
+        return table.select(self.rows.train.names).to_pylist()
 
     def remove_candidates(self, cids: Iterable[str]) -> None:
         """Remove candidate commits that final commits have used up."""
@@ -305,10 +278,6 @@ class OutputStore:
         from orchestrator.output.card import write_card  # the card reads this store
 
         write_card(self, plots=False)
-
-
-def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def iter_rows(files: Iterable[str | Path]) -> Iterable[dict[str, Any]]:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,26 +12,10 @@ import yaml
 
 from orchestrator.core.resources import data_dir
 from orchestrator.output.store import OutputStore
+from tests.support.cli import cli, run_cli
 from tests.support.faults import commit_files, logged_seeds
 from tests.support.scripted_server import ScriptedServer
 from tests.support.tinygsm_teacher import tinygsm_reply
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def cli(*args: str, **kwargs) -> subprocess.Popen[str]:
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONUNBUFFERED": "1"}
-    env.pop("RAY_ADDRESS", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", *args], cwd=ROOT, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs,
-    )  # fmt: skip
-
-
-def run_cli(*args: str, timeout: float = 180) -> tuple[int, str]:
-    proc = cli(*args)
-    out, _ = proc.communicate(timeout=timeout)
-    return proc.returncode, out
 
 
 def test_pipelines_lists_builtin() -> None:

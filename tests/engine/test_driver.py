@@ -15,7 +15,7 @@ from orchestrator.engine.driver import FatalRunError, run_job
 from orchestrator.methods.tinygsm.execute import RunProgram
 from orchestrator.sandbox import Sandbox
 from tests.support.configs import make_config
-from tests.support.output import rejected_rows, rows
+from tests.support.output import check_dataset, rejected_rows, rows
 from tests.support.scripted_server import Fault, ScriptedServer
 from tests.support.tinygsm_teacher import tinygsm_reply, unique_good_questions
 
@@ -46,6 +46,12 @@ def test_one_step_end_to_end(tmp_path: Path, seeds: list) -> None:
     )
     assert ds.num_rows == len(written)
     assert datasets.load_dataset(str(out), split="train", cache_dir=cache).num_rows == len(written)
+    # every shard has the same schema; rows are SFT-ready: the program, then its answer
+    assert check_dataset(out, tmp_path / "hf-check")["data"] > 1
+    first = written[0]
+    assert first["solution"] == (
+        f"```python\n{first['code'].strip()}\n```\n\nThe answer is $\\boxed{{{first['answer']}}}$."
+    )
     # rows carry provenance and TinyGSM's program form; the answer is what the program returns
     sandbox, judge = Sandbox(make_config("http://x").sandbox), RunProgram(1e15)
     seed_ids = {s.id for s in seeds}
@@ -53,7 +59,7 @@ def test_one_step_end_to_end(tmp_path: Path, seeds: list) -> None:
         assert row["seed_id"] in seed_ids and row["method"] == "tinygsm/one-step"
         assert row["code"].startswith("def simple_math_problem() -> int:")
         assert row["template"] == "tinygsm/one_step" and len(row["template_hash"]) == 16
-        assert row["teacher"] and row["created_at"] and '"temperature"' in row["sampling"]
+        assert row["teacher"] and row["created_at"] and row["sampling"]["temperature"] is not None
         probe = Record(id="probe", question=row["question"], code=row["code"])
         assert judge.judge(probe, sandbox.run_sync(judge.program(probe))) is None
         assert probe.answer == row["answer"]

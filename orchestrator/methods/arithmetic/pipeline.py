@@ -19,6 +19,7 @@ from orchestrator.core.records import Record, content_hash
 from orchestrator.core.sampling import SamplingParams
 from orchestrator.engine.context import StepContext
 from orchestrator.engine.steps import Step, now_iso
+from orchestrator.methods.method import Method
 
 from .config import ArithmeticConfig
 from .generate import generate_shard
@@ -89,3 +90,16 @@ def template_names(cfg: PipelineConfig) -> list[str]:
 
 def request_plan(cfg: PipelineConfig) -> list[tuple[float, SamplingParams]]:
     return []
+
+
+METHOD = Method(
+    name="arithmetic",
+    build_steps=build_steps,
+    config=ArithmeticConfig,
+    needs_teacher=False,
+    template_names=template_names,
+    request_plan=request_plan,
+    make_seeds=make_seeds,
+    # operands as text: up to 64 digits, beyond int64
+    meta={"task": str, "a": str, "b": str, "shard": int, "index": int},
+)

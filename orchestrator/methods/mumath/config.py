@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from orchestrator.core.prompts import TemplateName
 from orchestrator.core.sampling import SamplingParams
 from orchestrator.core.strict import StrictModel
 
@@ -22,12 +23,12 @@ class MuMathAugmentations(StrictModel):
 
 
 class MuMathTemplates(StrictModel):
-    rephrase: str = "mumath_code/rephrase"
-    alter_expression: str = "mumath_code/alter_expression"
-    alter_harder: str = "mumath_code/alter_harder"
-    bf_trans: str = "mumath_code/bf_trans"
-    solve_code: str = "mumath_code/solve_code"
-    solve_cot: str = "mumath_code/solve_cot"
+    rephrase: TemplateName = "mumath_code/rephrase"
+    alter_expression: TemplateName = "mumath_code/alter_expression"
+    alter_harder: TemplateName = "mumath_code/alter_harder"
+    bf_trans: TemplateName = "mumath_code/bf_trans"
+    solve_code: TemplateName = "mumath_code/solve_code"
+    solve_cot: TemplateName = "mumath_code/solve_cot"
 
 
 class MuMathConfig(StrictModel):

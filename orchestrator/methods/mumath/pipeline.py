@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from orchestrator.core.prompts import load_template
 from orchestrator.core.sampling import SamplingParams
 from orchestrator.engine.steps import Step, TeacherStep
+from orchestrator.methods.method import Method
+from orchestrator.methods.mumath.config import MuMathConfig
 from orchestrator.methods.skywork.pipeline import question_filters
 from orchestrator.methods.skywork.steps import Route
 
@@ -35,15 +36,15 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
     m = cfg.mumath_code
     t = m.templates
     stages = {
-        "rephrase": Rephrase(load_template(t.rephrase), m.sampling, "rephrase"),
+        "rephrase": Rephrase(cfg.template(t.rephrase), m.sampling, "rephrase"),
         "alter_expression": NewQuestion(
-            load_template(t.alter_expression), m.sampling, "alter_expression"
+            cfg.template(t.alter_expression), m.sampling, "alter_expression"
         ),
-        "alter_harder": NewQuestion(load_template(t.alter_harder), m.sampling, "alter_harder"),
-        "bf_trans": BackwardForward(load_template(t.bf_trans), m.sampling, "bf_trans"),
+        "alter_harder": NewQuestion(cfg.template(t.alter_harder), m.sampling, "alter_harder"),
+        "bf_trans": BackwardForward(cfg.template(t.bf_trans), m.sampling, "bf_trans"),
     }
     route = Route({op: TeacherStep([stage]) for op, stage in stages.items()})
-    solve_template = load_template(template_names(cfg)[-1])
+    solve_template = cfg.template(template_names(cfg)[-1])
     solve = SampleSolutions(solve_template, m.solve_sampling, m)
     return [PlanQuestions(m), route, question_filters(cfg), solve]
 
@@ -57,3 +58,31 @@ def request_plan(cfg: PipelineConfig) -> list[tuple[float, SamplingParams]]:
     questions = sum(counts.values())
     turns = 1 + (m.max_tool_calls if m.solution_format == "code" else 0)
     return [(written, m.sampling), (questions * m.samples_per_question * turns, m.solve_sampling)]
+
+
+METHOD = Method(
+    name="mumath_code",
+    build_steps=build_steps,
+    config=MuMathConfig,
+    template_names=template_names,
+    request_plan=request_plan,
+    meta={
+        "op": str,
+        "slot": int,
+        "unknown": str,
+        "masked_value": str,
+        "original_answer": str,
+        "fobar_question": str,
+        "solution_format": str,
+        "pseudo_answer": bool,
+        "samples": int,
+        "agreeing_samples": int,
+        "agreement": float,
+        "sample_index": int,
+        "n_tool_calls": int,
+        "n_tool_errors": int,
+        "solution_template": str,
+        "solution_template_hash": str,
+        "solution_sampling": SamplingParams,
+    },  # fmt: skip
+)

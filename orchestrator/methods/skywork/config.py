@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from orchestrator.core.prompts import TemplateName
 from orchestrator.core.sampling import SamplingParams
 from orchestrator.core.strict import StrictModel
 
@@ -48,10 +49,10 @@ class MetaMathMix(_Weights):
 
 
 class SkyworkTemplates(StrictModel):
-    rephrase: str = "skywork/rephrase"
-    evol_instruct: str = "skywork/evol_instruct"
-    self_correction: str = "skywork/self_correction"
-    solve: str = "skywork/solve"
+    rephrase: TemplateName = "skywork/rephrase"
+    evol_instruct: TemplateName = "skywork/evol_instruct"
+    self_correction: TemplateName = "skywork/self_correction"
+    solve: TemplateName = "skywork/solve"
 
 
 class SkyworkConfig(StrictModel):

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from orchestrator.core.prompts import load_template
 from orchestrator.core.sampling import SamplingParams
 from orchestrator.core.stage import Stage
 from orchestrator.engine.steps import FilterStep, Step, TeacherStep
+from orchestrator.methods.method import Method
+from orchestrator.methods.skywork.config import SkyworkConfig
 from orchestrator.methods.skywork.stages import Evolve, Rephrase, SelfCorrect, Solve
 from orchestrator.methods.skywork.steps import EvolveChain, PlanAugmentations, Route
 from orchestrator.quality.filters import QuestionHasNumber, QuestionLength
@@ -42,14 +43,14 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
     s = cfg.skywork
     hard = s.stage == 2
     rephrase = Rephrase(
-        load_template(s.templates.rephrase), s.sampling, "skywork/metamath/rephrase", hard
+        cfg.template(s.templates.rephrase), s.sampling, "skywork/metamath/rephrase", hard
     )
     evolve = Evolve(
-        load_template(s.templates.evol_instruct), s.sampling, "skywork/evol_instruct", hard,
+        cfg.template(s.templates.evol_instruct), s.sampling, "skywork/evol_instruct", hard,
         s.moves_for_stage(), s.seed,
     )  # fmt: skip
     self_correct = SelfCorrect(
-        load_template(s.templates.self_correction), s.sampling, "skywork/self_correction", hard
+        cfg.template(s.templates.self_correction), s.sampling, "skywork/self_correction", hard
     )
     route = Route(
         {
@@ -58,7 +59,7 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
             "self_correction": TeacherStep([self_correct]),
         }
     )
-    solve = Solve(load_template(s.templates.solve), s.solve_sampling, s.check_gold)
+    solve = Solve(cfg.template(s.templates.solve), s.solve_sampling, s.check_gold)
     return [PlanAugmentations(s), route, question_filters(cfg), TeacherStep([solve])]
 
 
@@ -76,3 +77,27 @@ def request_plan(cfg: PipelineConfig) -> list[tuple[float, SamplingParams]]:
     self_correct = n * shares.get("self_correction", 0) / total
     questions = rephrase + evol + self_correct
     return [(questions, s.sampling), (meta + evol + self_correct, s.solve_sampling)]
+
+
+METHOD = Method(
+    name="skywork",
+    build_steps=build_steps,
+    config=SkyworkConfig,
+    template_names=template_names,
+    request_plan=request_plan,
+    meta={
+        "stage": int,
+        "family": str,
+        "op": str,
+        "slot": int,
+        "evol_depth": int,
+        "evol_moves": list[str],
+        "draft_question": str,
+        "unknown": str,
+        "masked_value": str,
+        "original_answer": str,  # FOBAR / SV
+        "solution_template": str,
+        "solution_template_hash": str,
+        "solution_sampling": SamplingParams,
+    },  # fmt: skip
+)

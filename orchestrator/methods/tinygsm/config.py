@@ -6,15 +6,16 @@ from typing import Literal
 
 from pydantic import Field
 
+from orchestrator.core.prompts import TemplateName
 from orchestrator.core.sampling import SamplingParams
 from orchestrator.core.strict import StrictModel
 
 
 class TinyGSMTemplates(StrictModel):
-    one_step: str = "tinygsm/one_step"
-    two_step_questions: str = "tinygsm/two_step_questions"
-    two_step_gsm_ic: str = "tinygsm/two_step_gsm_ic"
-    two_step_program: str = "tinygsm/two_step_program"
+    one_step: TemplateName = "tinygsm/one_step"
+    two_step_questions: TemplateName = "tinygsm/two_step_questions"
+    two_step_gsm_ic: TemplateName = "tinygsm/two_step_gsm_ic"
+    two_step_program: TemplateName = "tinygsm/two_step_program"
 
 
 class VerifierDataConfig(StrictModel):

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from orchestrator.core.prompts import load_template
 from orchestrator.core.sampling import SamplingParams
 from orchestrator.core.stage import Stage
 from orchestrator.engine.steps import Branch, ExecuteStep, FilterStep, Step, TeacherStep
+from orchestrator.methods.method import Method
+from orchestrator.methods.tinygsm.config import TinyGSMConfig
 from orchestrator.methods.tinygsm.execute import RunProgram
 from orchestrator.methods.tinygsm.stages import OneStep, TwoStepProgram, TwoStepQuestions
 from orchestrator.methods.tinygsm.verifier import CandidateProgram, LabelCandidates
@@ -42,7 +43,7 @@ def verifier_branch(cfg: PipelineConfig) -> list[Step]:
     v = cfg.tinygsm.verifier
     if not v.enabled:
         return []
-    template = load_template(cfg.tinygsm.templates.two_step_program)
+    template = cfg.template(cfg.tinygsm.templates.two_step_program)
     candidates = [CandidateProgram(template, v.sampling, i) for i in range(v.samples)]
     label = LabelCandidates(v.pseudo_answer_threshold, cfg.filters.max_abs_answer)
     return [Branch([TeacherStep(candidates), label], "verifier")]
@@ -56,18 +57,18 @@ def generation_steps(cfg: PipelineConfig) -> list[Step]:
     t = cfg.tinygsm
     execute = ExecuteStep(RunProgram(cfg.filters.max_abs_answer))
     if t.method == "one-step":
-        one_step = OneStep(load_template(t.templates.one_step), t.sampling, t.problems_per_seed)
+        one_step = OneStep(cfg.template(t.templates.one_step), t.sampling, t.problems_per_seed)
         return [TeacherStep([one_step]), question_filters(cfg), execute]
     family_templates = {
         "variants": t.templates.two_step_questions,
         "gsm_ic": t.templates.two_step_gsm_ic,
     }
     questions = [
-        TwoStepQuestions(load_template(family_templates[f]), t.sampling, t.problems_per_seed, f)
+        TwoStepQuestions(cfg.template(family_templates[f]), t.sampling, t.problems_per_seed, f)
         for f in t.two_step_families
     ]
     program = TwoStepProgram(
-        load_template(t.templates.two_step_program), t.program_sampling, "tinygsm/two-step"
+        cfg.template(t.templates.two_step_program), t.program_sampling, "tinygsm/two-step"
     )
     return [TeacherStep(questions), question_filters(cfg), TeacherStep([program]), execute]
 
@@ -84,3 +85,20 @@ def request_plan(cfg: PipelineConfig) -> list[tuple[float, SamplingParams]]:
         (families, t.sampling),
         (families * t.problems_per_seed, t.program_sampling),
     ]
+
+
+METHOD = Method(
+    name="tinygsm",
+    build_steps=build_steps,
+    config=TinyGSMConfig,
+    template_names=template_names,
+    request_plan=request_plan,
+    meta={
+        "program_template": str,  # two-step: the program prompt (the question's is `template`)
+        "program_template_hash": str,
+        "sample": int,  # verifier split: candidate index, its execution and its reference
+        "execution": str,
+        "reference": str,
+        "reference_source": str,
+    },
+)

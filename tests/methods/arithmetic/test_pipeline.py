@@ -3,7 +3,6 @@ exact answers in parquet, reproducible output, resume, and a larger size only ad
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from orchestrator.core.records import normalize_question
 from orchestrator.engine.driver import run_job
 from orchestrator.methods.arithmetic.pipeline import make_seeds
 from tests.methods.arithmetic.checks import check_solution, expected_answer, read_question
-from tests.support.output import rows
+from tests.support.output import check_dataset, rows
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
@@ -42,13 +41,16 @@ def test_arithmetic_end_to_end(tmp_path: Path) -> None:
     assert datasets.load_dataset(
         str(tmp_path / "a"), split="train", cache_dir=str(tmp_path / "hf-cache")
     ).num_rows == len(written)
+    assert check_dataset(tmp_path / "a", tmp_path / "hf-check")["data"] > 1
     for row in written:
         op, a, b = read_question(row["question"])
         assert row["answer"] == row["gold_answer"] == expected_answer(op, a, b)
         check_solution(row["solution"], op, a, b, row["answer"])
         assert row["messages"][1]["content"] == row["solution"]
-        meta = json.loads(row["meta"])
-        assert (meta["a"], meta["b"]) == (a, b) and row["method"] == f"arithmetic/{meta['task']}"
+        meta = row["meta"]
+        assert (meta["a"], meta["b"]) == (str(a), str(b)) and row[
+            "method"
+        ] == f"arithmetic/{meta['task']}"
     keys = [normalize_question(r["question"]) for r in written]
     assert len(keys) == len(set(keys))
 

@@ -27,6 +27,7 @@ from tests.support.mumath_teacher import (
     seed_rows,
     true_answer,
 )
+from tests.support.output import check_dataset
 from tests.support.scripted_server import ScriptedServer
 
 pytestmark = pytest.mark.usefixtures("ray_local")
@@ -94,6 +95,7 @@ def test_code_nested_solutions_end_to_end(tmp_path: Path, seed_file: Path) -> No
         == len(rows)
         > 0
     )
+    assert check_dataset(out, tmp_path / "hf-check")["data"] > 1  # one schema in every shard
     solved = rows + [r for r in rejected if r["reject_reason"].startswith("solve:")]
     ops = Counter(r["method"].split("/")[1] for r in solved)
     assert ops == {op: len(seeds) for op in ("original", "rephrase", "alter_expression",
@@ -105,7 +107,7 @@ def test_code_nested_solutions_end_to_end(tmp_path: Path, seed_file: Path) -> No
             reason = "solve:no_correct_sample" if row["gold_answer"] else "solve:no_majority"
             assert not ok and row["reject_reason"] == reason
             continue
-        meta = json.loads(row["meta"])
+        meta = row["meta"]
         assert ok and meta["sample_index"] == ok[0] and meta["agreeing_samples"] == len(ok)
         assert Fraction(row["answer"]) == target and meta["pseudo_answer"] is (
             row["gold_answer"] is None
@@ -125,7 +127,7 @@ def test_code_nested_solutions_end_to_end(tmp_path: Path, seed_file: Path) -> No
             assert row["gold_answer"] == meta["masked_value"]
     reasons = Counter(r["reject_reason"] for r in rejected)
     assert reasons["solve:no_majority"] > 0  # harder variants confuse the fake teacher
-    assert any(json.loads(r["meta"])["pseudo_answer"] for r in rows)
+    assert any(r["meta"]["pseudo_answer"] for r in rows)
     # the error path ran once per planned error-and-fix sample: error shown, fix requested
     fixes = [b for b in bodies if b["messages"][-1]["content"].endswith(FIX_REQUEST)]
     planned = [(r["question"], k) for r in solved for k in range(N)
@@ -148,9 +150,10 @@ def test_chain_of_thought_stage1_data(tmp_path: Path, seed_file: Path) -> None:
         run_job(make_config(srv.base_url, solution_format="cot"), seeds, out)
         bodies = srv.requests
     rows = read(out, "data")
+    check_dataset(out, tmp_path / "hf-check")
     assert len(rows) == 6 * len(seeds)  # the fake's chains of thought are always right
     for row in rows:
-        meta = json.loads(row["meta"])
+        meta = row["meta"]
         assert meta["solution_format"] == "cot" and meta["n_tool_calls"] == 0
         assert "```" not in row["solution"] and Fraction(row["answer"]) == true_answer(
             row["question"]

@@ -19,6 +19,7 @@ from orchestrator.core.seeds import load_seeds
 from orchestrator.engine.driver import run_job
 from orchestrator.methods.skywork.coreset import main as coreset_main
 from orchestrator.quality.verify import answers_equal, extract_final_answer, normalize_answer
+from tests.support.output import check_dataset
 from tests.support.scripted_server import ScriptedServer
 from tests.support.skywork_teacher import (
     MOVE_SENTENCES,
@@ -68,7 +69,7 @@ def check_rows(rows: list[dict[str, Any]], rejected: list[dict[str, Any]], teach
     seed_questions = {s.id: s.question for s in seeds}
     seed_golds = {s.id: s.gold_answer for s in seeds}
     for row in rows:
-        meta = json.loads(row["meta"])
+        meta = row["meta"]
         assert meta["stage"] == stage and meta["family"] in FAMILIES
         assert row["seed_id"] in seed_questions
         # chat form and flat columns agree; the answer is the solution's normalised answer
@@ -99,7 +100,7 @@ def check_rows(rows: list[dict[str, Any]], rejected: list[dict[str, Any]], teach
                 assert row["question"].startswith(seed_questions[row["seed_id"]].strip())
             else:  # the parent is the previous round's question (kept or rejected)
                 parent = by_id[row["parent_id"]]
-                parent_meta = json.loads(parent["meta"])
+                parent_meta = parent["meta"]
                 assert parent_meta["evol_depth"] == depth - 1
                 assert parent_meta["evol_moves"] == meta["evol_moves"][:-1]
                 assert row["question"].startswith(parent["question"])
@@ -121,11 +122,12 @@ def test_stage1_then_core_set_then_stage2(tmp_path: Path, shared_data: Path) -> 
         str(out1), split="train", cache_dir=str(tmp_path / "hf-cache")
     ).num_rows == len(rows)
     check_rows(rows, rejected, teacher, seeds, stage=1)
-    ops = Counter(json.loads(r["meta"])["op"] for r in rows)
+    assert check_dataset(out1, tmp_path / "hf-check")["data"] > 1  # one schema in every shard
+    ops = Counter(r["meta"]["op"] for r in rows)
     assert set(ops) >= {"rephrase", "fobar", "answer_augmentation", "evol_instruct",
                         "self_correction"}  # fmt: skip
     # evolutions went several rounds deep, and eliminated ones ended their chain
-    depths = Counter(json.loads(r["meta"])["evol_depth"] for r in rows)
+    depths = Counter(r["meta"]["evol_depth"] for r in rows)
     assert depths[1] and depths[2] and depths[3] and not depths[4]
     reasons = Counter(r["reject_reason"] for r in rejected)
     assert reasons["evol_instruct:unchanged"] + reasons["evol_instruct:refusal"] > 0
@@ -168,7 +170,5 @@ def test_stage1_then_core_set_then_stage2(tmp_path: Path, shared_data: Path) -> 
     assert not any("MATH Level 4-5" in p for p in prompts)
     same = "Rewriting method: Same-difficulty rewrite"  # stage 2 only makes problems harder
     assert any(same in p for p in prompts) and not any(same in p for p in prompts2)
-    assert all(
-        json.loads(r["meta"]).get("evol_moves", []).count("same_difficulty") == 0 for r in rows2
-    )
+    assert all((r["meta"]["evol_moves"] or []).count("same_difficulty") == 0 for r in rows2)
     assert set(MOVE_SENTENCES)  # the fake knows every move title the template can render
