@@ -1,25 +1,28 @@
 """The warm runner: init of one bubblewrap jail, it runs programs one at a time, each in a fork.
 
-The parent never imports this module for this role: ``pool`` starts it as bubblewrap's command,
-``python -I -S -X utf8 -c <this source> CONFIG_JSON`` (standard library only), as root in new
-pid/mount/ipc/uts/cgroup (and network) namespaces with only CAP_SYS_ADMIN, CAP_SETUID,
-CAP_SETGID and CAP_KILL. It imports the modules programs commonly need once, makes itself
-non-dumpable (its ``/proc`` entries are closed to programs) and waits on its socket (a
+The parent never imports this module for this role: ``warm_runner`` starts it as bubblewrap's
+command, ``python -I -S -X utf8 -c <this source> CONFIG_JSON`` (standard library only), as root
+in new pid/mount/ipc/uts/cgroup (and network) namespaces with only CAP_SYS_ADMIN, CAP_SETUID,
+CAP_SETGID and CAP_KILL. It sets the programs' environment and ``sys.path``, imports the
+modules programs commonly need, makes itself non-dumpable (its ``/proc`` entries are closed to
+programs), freezes its objects for the garbage collector and waits on its socket (a
 SOCK_SEQPACKET, one message per send). For each ``R`` message, which carries four file
-descriptors (program source in a memfd, stdin, stdout, stderr) and never any program text:
+descriptors (a memfd with the program, stdin, stdout, stderr) and never any program text:
 
-1. fork. The child makes a fresh IPC namespace and session, moves the descriptors to 0-2 and
-   closes every other one, changes to the work dir (a tmpfs of its own, mode 0700), drops to the
-   jail's unprivileged uid/gid with no groups, sets the parent-death signal and the resource
-   limits, replaces the environment, reads its source from the memfd (the runner never reads
-   it), writes it to ``main.py`` and runs it as ``__main__`` in a fresh module, like
-   ``python main.py`` (exit status, traceback on stderr, ``atexit``);
+1. fork. The child reads the memfd (the source and its code object, see
+   ``pool.program_image``; the runner never reads it), makes a fresh IPC namespace and session,
+   moves the descriptors to 0-2 and closes every other one, drops to the jail's unprivileged
+   uid/gid with no groups (which clears the permitted, effective and ambient capabilities; the
+   runner emptied the inheritable set at start), changes to the work dir (a tmpfs of
+   its own, mode 0700), sets the parent-death signal and the resource limits and runs the
+   program as ``__main__`` in a fresh module, like ``python main.py`` (exit status, traceback
+   on stderr with the source lines, ``atexit``, non-daemon threads awaited);
 2. wait for the child, at most the wall time (a ``K`` message kills it at once);
 3. SIGKILL every other process of the jail (as pid 1, ``kill(-1)`` reaches exactly the
    program's leftovers: daemons, detached grandchildren) and reap them all, so nothing of the
    program is left when the next one starts; then replace the work dir by an empty tmpfs;
-4. reply ``D`` + JSON ``{"status": raw wait status or null, "timed_out", "started", "error",
-   "duration_s"}``.
+4. reply ``D`` + JSON ``{"status": raw wait status or null, "timed_out", "cancelled",
+   "started", "error", "duration_s"}``.
 
 Other replies: ``READY`` once set up, ``E<message>`` when setup failed. An empty read (the
 parent closed its end) ends the runner, and with it (pid 1) the whole jail. It does NOT read
@@ -31,7 +34,9 @@ from __future__ import annotations
 
 import gc
 import json
+import marshal
 import os
+import resource
 import select
 import signal
 import socket
@@ -40,6 +45,7 @@ import time
 from os import _exit as _hard_exit  # the program may replace os._exit
 from typing import Any
 
+MAIN_PATH = "/tmp/main.py"  # the program's file name (in the work dir; no file is written)
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 CLONE_NEWIPC = 0x08000000
@@ -57,6 +63,18 @@ def _libc() -> Any:
     libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
     libc.unshare.argtypes = [ctypes.c_int]
     return libc
+
+
+def _clear_inheritable(libc: Any) -> None:
+    """Empty this process's inheritable capability set (bubblewrap fills it with the added
+    capabilities); permitted and effective stay. Children that change uid lose the rest."""
+    import ctypes
+
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()  # 2 x {effective, permitted, inheritable}
+    _check(libc.capget(header, data), "capget")
+    data[2] = data[5] = 0
+    _check(libc.capset(header, data), "capset")
 
 
 def _check(rc: int, what: str) -> None:
@@ -77,7 +95,10 @@ class Runner:
 
     def setup(self) -> None:
         _check(self.libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(DUMPABLE)")
+        _clear_inheritable(self.libc)
         sys.path[:] = self.cfg["sys_path"]
+        os.environ.clear()  # what programs get (they inherit it)
+        os.environ.update(self.cfg["env"])
         for name in self.cfg["preload"]:
             try:  # noqa: SIM105 (contextlib is not worth importing into every program)
                 __import__(name)
@@ -173,9 +194,9 @@ def _child(runner: Runner, fds: list[int], status_w: int) -> None:
     status_fd = status_w
     try:
         code_fd, stdin_fd, out_fd, err_fd = fds
-        source = b""
-        while chunk := os.pread(code_fd, 1 << 20, len(source)):
-            source += chunk
+        image = b""
+        while chunk := os.pread(code_fd, 1 << 20, len(image)):
+            image += chunk
         os.setsid()
         _check(runner.libc.unshare(CLONE_NEWIPC), "unshare(CLONE_NEWIPC)")
         for target, fd in ((0, stdin_fd), (1, out_fd), (2, err_fd)):
@@ -194,45 +215,43 @@ def _child(runner: Runner, fds: list[int], status_w: int) -> None:
         runner.libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
         if os.getppid() != 1:
             raise OSError("the runner exited during setup")
-        import resource
-
         for res, soft, hard in cfg["rlimits"]:
             resource.setrlimit(res, (soft, hard))
-        os.environ.clear()
-        os.environ.update(cfg["env"])
-        path = os.path.join(runner.workdir, "main.py")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.write(fd, source)
-        os.close(fd)
-        code = source.decode("utf-8")
-        del source
+        size = int.from_bytes(image[:8], "little")
+        source = image[8 : 8 + size].decode("utf-8")
+        compiled = marshal.loads(image[8 + size :]) if len(image) > 8 + size else None
+        del image
     except BaseException as exc:
         os.write(status_fd, b"E" + repr(exc).encode()[:4000])
         _hard_exit(126)
     os.write(3, b"S")
     os.close(3)
     del runner, cfg, fds
-    _hard_exit(_run_main(code, path))
+    _hard_exit(_run_main(source, compiled))
 
 
-def _run_main(code: str, path: str) -> int:
-    """Run ``code`` as ``__main__`` like the interpreter runs a script; returns the exit code."""
+def _run_main(source: str, compiled: Any) -> int:
+    """Run the program as ``__main__`` like the interpreter runs a script (``compiled``: its
+    code object, or None to compile ``source`` here); returns the exit code."""
     import builtins
     import types
 
     module = types.ModuleType("__main__")
-    module.__dict__.update({"__file__": path, "__builtins__": builtins, "__cached__": None})
+    module.__dict__.update({"__file__": MAIN_PATH, "__builtins__": builtins, "__cached__": None})
     sys.modules["__main__"] = module
-    sys.argv[:] = [os.path.basename(path)]
+    sys.argv[:] = ["main.py"]
     status = 0
     try:
-        exec(compile(code, path, "exec"), module.__dict__)
+        exec(compiled or compile(source, MAIN_PATH, "exec"), module.__dict__)
     except SystemExit as exc:
         status = _exit_status(exc)
     except BaseException:
         kind, exc, tb = sys.exc_info()
+        import linecache
         import traceback
 
+        # the source lines of the traceback (and of inspect) come from here, not from a file
+        linecache.cache[MAIN_PATH] = (len(source), None, source.splitlines(True), MAIN_PATH)
         traceback.print_exception(kind, exc, tb.tb_next if tb is not None else None)
         status = 1
     return _finish(status)

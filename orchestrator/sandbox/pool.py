@@ -15,7 +15,8 @@ any thread or event loop only submit and wait on a ``concurrent.futures.Future``
 running a program (something outside killed it) is replaced and that program alone runs once
 more; a second death, or a runner silent for ``wall_time_s + WATCHDOG_SLACK_S`` (then killed),
 ends the program as ``crash`` or ``timeout``. When runners cannot be started, the programs
-waiting end as ``crash`` with the reason. This module does NOT decide whether the pool is
+waiting end as ``crash`` with the reason (new starts pause for ``START_BACKOFF_S``; runners
+still alive go on with the queue). This module does NOT decide whether the pool is
 usable on this machine (``runner`` probes it) or judge results.
 """
 
@@ -26,6 +27,8 @@ import collections
 import concurrent.futures
 import contextlib
 import json
+import logging
+import marshal
 import os
 import selectors
 import socket
@@ -33,12 +36,15 @@ import threading
 import time
 from typing import Any
 
+from . import _warm
 from .collect import classify, make_result
 from .limits import SandboxError, SandboxLimits
 from .result import ExecResult
 from .warm_runner import RunnerProcess
 
+log = logging.getLogger(__name__)
 WATCHDOG_SLACK_S = 10.0
+START_BACKOFF_S = 1.0
 _READ_CHUNK = 65536
 
 
@@ -96,6 +102,8 @@ class WarmPool:
         self._null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         # programs sent, runner_starts, runner_deaths (while running a program), reruns
         self.stats: collections.Counter[str] = collections.Counter()
+        self._no_start_until = 0.0  # after a failed runner start, the next waits a little
+        self._start_error = ""
         self._thread = threading.Thread(target=self._loop, name="sandbox-pool", daemon=True)
         self._thread.start()
 
@@ -145,6 +153,10 @@ class WarmPool:
 
     # -- the pool thread ---------------------------------------------------------------------
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def _loop(self) -> None:
         try:
             while self._take_commands():
@@ -159,16 +171,18 @@ class WarmPool:
                     else:
                         self._on_pipe(*obj)
                 self._watchdog()
+        except BaseException:
+            log.exception("sandbox pool failed; its programs end as crash")
         finally:
             self._shutdown()
 
     def _take_commands(self) -> bool:
+        """Apply what other threads posted; False once ``close`` was asked."""
         with self._lock:
             commands, self._commands = self._commands, collections.deque()
         for kind, job in commands:
-            if kind == "close":
+            if job is None:  # close: nothing is posted after it
                 return False
-            assert job is not None
             if kind == "run":
                 self._queue.append(job)
             elif job in self._queue:
@@ -186,27 +200,31 @@ class WarmPool:
     def _dispatch(self) -> None:
         while self._queue:
             idle = next((r for r in self._runners if r.ready and r.job is None), None)
-            if idle is None:
-                starting = sum(not r.ready for r in self._runners)
-                if len(self._runners) < self.size and starting < len(self._queue):
+            if idle is not None:
+                self._send(idle, self._queue.popleft())
+                continue
+            starting = sum(not r.ready for r in self._runners)
+            if len(self._runners) < self.size and starting < len(self._queue):
+                if time.monotonic() >= self._no_start_until:
                     self._start_runner()
                     continue
-                return
-            self._send(idle, self._queue.popleft())
+                if not self._runners:  # nothing would ever take the queue
+                    self._fail_queue(self._start_error)
+            return
 
     def _start_runner(self) -> None:
         try:
             runner = RunnerProcess(self.limits)
         except (OSError, SandboxError) as exc:
-            self._fail_queue(f"could not start the sandbox: {exc}")
+            self._start_failed(f"could not start the sandbox: {exc}")
             return
         self.stats["runner_starts"] += 1
         self._runners.append(runner)
         self._sel.register(runner.sock, selectors.EVENT_READ, ("runner", runner))
 
     def _send(self, runner: RunnerProcess, job: Job) -> None:
-        code_fd = _memfd(job.code)
-        stdin_fd = _memfd(job.stdin) if job.stdin else self._null
+        code_fd = _memfd(program_image(job.code))
+        stdin_fd = _memfd(job.stdin.encode("utf-8")) if job.stdin else self._null
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         try:
@@ -304,7 +322,14 @@ class WarmPool:
                 self._queue.appendleft(job)
         elif not runner.ready:
             why = runner.error or f"the sandbox runner exited (status {runner.proc.returncode})"
-            self._fail_queue(f"could not start the sandbox: {why}")
+            self._start_failed(f"could not start the sandbox: {why}")
+
+    def _start_failed(self, why: str) -> None:
+        """No new runner for a while; what waits fails now unless a runner is left to run it."""
+        self._start_error = why
+        self._no_start_until = time.monotonic() + START_BACKOFF_S
+        if not self._runners:
+            self._fail_queue(why)
 
     def _watchdog(self) -> None:
         now = time.monotonic()
@@ -335,7 +360,21 @@ class WarmPool:
         self._wake_w.close()
 
 
-def _memfd(text: str) -> int:
+def program_image(code: str) -> bytes:
+    """What the runner's child reads (see ``_warm``): the source's length (8 bytes), the
+    source, and its code object (``marshal``) compiled here, where compiling costs a fraction
+    of what it costs in a freshly forked child (every page the compiler touches there is
+    copied). Source that does not compile goes alone: the child compiles it and reports the
+    ``SyntaxError`` as Python would."""
+    source = code.encode("utf-8")
+    try:
+        compiled = marshal.dumps(compile(code, _warm.MAIN_PATH, "exec", dont_inherit=True))
+    except (SyntaxError, ValueError, OverflowError, MemoryError, RecursionError):
+        compiled = b""
+    return len(source).to_bytes(8, "little") + source + compiled
+
+
+def _memfd(data: bytes) -> int:
     fd = os.memfd_create("mathsynth-sandbox", os.MFD_CLOEXEC)
-    os.pwrite(fd, text.encode("utf-8"), 0)
+    os.pwrite(fd, data, 0)
     return fd

@@ -176,7 +176,7 @@ class Sandbox:
     def _pool(self) -> WarmPool:
         key = self.limits.model_dump_json()
         with _pools_lock:
-            if key not in _pools:
+            if key not in _pools or _pools[key].closed:
                 _pools[key] = WarmPool(self.limits, POOL_SIZE)
             return _pools[key]
 

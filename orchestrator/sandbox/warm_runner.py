@@ -29,7 +29,7 @@ from .bwrap import find_bwrap
 from .launch import program_env
 from .limits import SandboxError, SandboxLimits
 
-WORKDIR = "/tmp"
+WORKDIR = os.path.dirname(_warm.MAIN_PATH)  # the program's tmpfs
 PRELOAD = ("json", "numbers", "math", "fractions", "decimal", "re", "random", "itertools",
            "functools", "collections", "traceback", "types", "atexit")  # fmt: skip
 CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL")

@@ -187,6 +187,28 @@ def test_runs_unprivileged_in_fresh_work_dir(mode: str, work_root: Path) -> None
         assert int(uid) >= 60000 and int(gid) >= 60000 and groups == "[]"
 
 
+def test_no_capabilities_and_no_new_privileges(mode: str, work_root: Path) -> None:
+    """The warm runner holds four capabilities; none may reach the program or what it runs."""
+    sb = _make(mode, work_root)
+    code = (
+        "import subprocess, sys\n"
+        "def status():\n"
+        "    return [ln for ln in open('/proc/self/status') if ln.startswith(('Cap', 'NoNew'))]\n"
+        "print(''.join(status()), end='')\n"
+        "child = subprocess.run([sys.executable, '-c', "
+        "'print(open(\"/proc/self/status\").read())'], capture_output=True, text=True)\n"
+        "print(''.join(ln + '\\n' for ln in child.stdout.splitlines() if ln.startswith('Cap')))\n"
+    )
+    res = sb.run_sync(code)
+    assert res.ok, res
+    fields = [line.split(":") for line in res.stdout.split("\n") if ":" in line]
+    caps = {(k, v.strip()) for k, v in fields if k.startswith("Cap") and k != "CapBnd"}
+    assert {v for _, v in caps} == {"0000000000000000"}, res.stdout
+    assert len(caps) == 4 and len([k for k, _ in fields if k == "CapEff"]) == 2
+    if mode != "fallback":
+        assert ("NoNewPrivs", "\t1") in [(k, v) for k, v in fields]
+
+
 # 2. network -------------------------------------------------------------------------------
 
 
