@@ -5,7 +5,8 @@ it, read-only: the interpreter's prefixes (``sys.prefix``, ``sys.base_prefix`` a
 prefixes: the standard library, ``lib-dynload``, the venv's site-packages) and the shared
 libraries that the interpreter binary and the standard library's extension modules link
 against (found with ``ldd``), plus the symlinks needed for those paths to resolve as they do on
-the host (e.g. ``/lib -> usr/lib``). ``/etc``, home directories, the project, ``/tmp``,
+the host (e.g. ``/lib -> usr/lib``); on a machine without ``ldd``, the system library
+directories whole. ``/etc``, home directories, the project, ``/tmp``,
 ``/run``, ``/var`` and every other host path are absent.
 
 ``bwrap_args`` turns a view into bubblewrap arguments (parent directories are created mode
@@ -25,6 +26,7 @@ import sys
 from dataclasses import dataclass, field
 
 _LDD_TIMEOUT_S = 30.0
+SYSTEM_LIB_DIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64")
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ def _resolve(path: str, links: dict[str, str]) -> str:
 def _linked_libraries(binaries: list[str]) -> list[str]:
     """Paths of the shared libraries ``binaries`` need (``ldd``), the loader included."""
     ldd = shutil.which("ldd")
-    if ldd is None or not binaries:
+    if ldd is None:
         return []
     proc = subprocess.run(
         [ldd, *binaries], capture_output=True, text=True, timeout=_LDD_TIMEOUT_S, check=False
@@ -104,11 +106,18 @@ def _extension_modules(prefix_dirs: list[str]) -> list[str]:
 
 @functools.cache
 def host_view() -> HostView:
-    """Computed once per process (one ``ldd`` run)."""
+    """Computed once per process (one ``ldd`` run). Without ``ldd`` the system library
+    directories are bound whole instead (``SYSTEM_LIB_DIRS``)."""
     dirs = interpreter_dirs()
     links: dict[str, str] = {}
     binary = _resolve(sys.executable, links)
-    libs = _linked_libraries([binary, *_extension_modules(dirs)])
+    if shutil.which("ldd") is None:
+        system = {_resolve(d, links) for d in SYSTEM_LIB_DIRS if os.path.isdir(d)}
+        dirs = sorted(set(dirs) | system)
+        dirs = [d for d in dirs if not any(d != o and d.startswith(o + os.sep) for o in dirs)]
+        libs: list[str] = []
+    else:
+        libs = _linked_libraries([binary, *_extension_modules(dirs)])
     files = set()
     for lib in libs:
         real = _resolve(lib, links)
