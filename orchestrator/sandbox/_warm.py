@@ -10,7 +10,7 @@ SOCK_SEQPACKET, one message per send). For each ``R`` message, which carries fou
 descriptors (a memfd with the program, stdin, stdout, stderr) and never any program text:
 
 1. fork. The child reads the memfd (the source and its code object, see
-   ``pool.program_image``; the runner never reads it), makes a fresh IPC namespace and session,
+   ``pool_job.program_image``; the runner never reads it), makes a fresh IPC namespace and session,
    moves the descriptors to 0-2 and closes every other one, drops to the jail's unprivileged
    uid/gid with no groups (which clears the permitted, effective and ambient capabilities; the
    runner emptied the inheritable set at start), changes to the work dir (a tmpfs of

@@ -1,89 +1,45 @@
 """``WarmPool``: programs run on warm runners (``_warm``), one fork per program.
 
-Up to ``size`` runners (bubblewrap jails, each with its own pool uid, see ``warm_runner``) are
-started on demand and kept; each runs one program at a time, so a program shares no process,
-uid, pid namespace, IPC namespace or work dir with any other program alive. Per program the host
-creates a memfd holding the source (and one for stdin, if any) and two pipes, hands the jail the
-memfds and the pipes' write ends, and reads the output itself, keeping the first
-``max_output_bytes`` of each stream and draining the rest. The runner enforces the wall time and
+Up to ``size`` runners (bubblewrap jails with a pool uid each, ``warm_runner``) start on demand
+and stay; each runs one program at a time, so no two live programs share a process, uid, pid or
+IPC namespace or work dir. Per program the host hands a runner a memfd with the program (and
+one with stdin), and the write ends of two pipes whose output it reads itself (the first
+``max_output_bytes`` of each kept, the rest drained). The runner enforces the wall time and
 kills the program's whole tree before it reports; a result is complete once that report is in
-and both pipes are at EOF (every writer is dead).
+and both pipes are at EOF. All of it runs on one thread (``sandbox-pool``) around a selector:
+callers on any thread or event loop submit and wait on a ``concurrent.futures.Future``, and
+cleanup costs their event loop nothing.
 
-All of this happens on one background thread (``sandbox-pool``) around a selector, so callers on
-any thread or event loop only submit and wait on a ``concurrent.futures.Future``, and cleanup
-(killing, tmpfs reset) costs the event loop nothing. Failure handling: a runner that dies while
-running a program (something outside killed it) is replaced and that program alone runs once
-more; a second death, or a runner silent for ``wall_time_s + WATCHDOG_SLACK_S`` (then killed),
-ends the program as ``crash`` or ``timeout``. When runners cannot be started, the programs
-waiting end as ``crash`` with the reason (new starts pause for ``START_BACKOFF_S``; runners
-still alive go on with the queue). This module does NOT decide whether the pool is
-usable on this machine (``runner`` probes it) or judge results.
+Failures: a runner that dies while running a program (killed from outside) is replaced and that
+program alone runs once more; a second death, or a runner silent for ``wall_time_s +
+WATCHDOG_SLACK_S`` (then killed), ends it as ``crash`` or ``timeout``. When runners cannot be
+started, programs that no live runner will take end as ``crash`` with the reason (new starts
+pause ``START_BACKOFF_S``). It does NOT decide whether the pool works on this machine
+(``runner`` probes it) or judge results.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextlib
 import json
 import logging
-import marshal
 import os
 import selectors
 import socket
 import threading
 import time
-from typing import Any
 
-from . import _warm
-from .collect import classify, make_result
+from .collect import classify
 from .limits import SandboxError, SandboxLimits
+from .pool_job import Capture, Job, memfd, program_image
 from .result import ExecResult
 from .warm_runner import RunnerProcess
 
 log = logging.getLogger(__name__)
 WATCHDOG_SLACK_S = 10.0
 START_BACKOFF_S = 1.0
-_READ_CHUNK = 65536
-
-
-class _Capture:
-    """The first ``cap`` bytes of one pipe; the rest is read and dropped."""
-
-    def __init__(self, fd: int, cap: int) -> None:
-        self.fd, self.cap = fd, cap
-        self.data = bytearray()
-        self.truncated = False
-        self.open = True
-
-    def read(self) -> bool:
-        """Read what is there; False at EOF."""
-        try:
-            chunk = os.read(self.fd, _READ_CHUNK)
-        except BlockingIOError:
-            return True
-        if not chunk:
-            return False
-        room = self.cap - len(self.data)
-        if room > 0:
-            self.data += chunk[:room]
-        if len(chunk) > room:
-            self.truncated = True
-        return True
-
-
-class Job:
-    def __init__(self, code: str, stdin: str) -> None:
-        self.code, self.stdin = code, stdin
-        self.future: concurrent.futures.Future[ExecResult] = concurrent.futures.Future()
-        self.captures: list[_Capture] = []
-        self.report: dict[str, Any] | None = None
-        self.runner: RunnerProcess | None = None
-        self.deaths = 0
-        self.cancelled = False
-        self.sent_at = 0.0
-        self.deadline = float("inf")
 
 
 class WarmPool:
@@ -91,10 +47,10 @@ class WarmPool:
         self.limits, self.size = limits, max(1, size)
         self._lock = threading.Lock()
         self._commands: collections.deque[tuple[str, Job | None]] = collections.deque()
-        self._closed = False
+        self.closed = False  # no more submissions
         self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        for end in (self._wake_r, self._wake_w):
+            end.setblocking(False)
         self._sel = selectors.DefaultSelector()
         self._sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
         self._queue: collections.deque[Job] = collections.deque()
@@ -121,9 +77,9 @@ class WarmPool:
     def close(self) -> None:
         """Kill every runner and fail what is pending. Idempotent."""
         with self._lock:
-            if self._closed:
+            if self.closed:
                 return
-            self._closed = True
+            self.closed = True
             self._commands.append(("close", None))
         self._wake()
         if threading.current_thread() is not self._thread:
@@ -142,7 +98,7 @@ class WarmPool:
 
     def _post(self, kind: str, job: Job) -> None:
         with self._lock:
-            if self._closed:
+            if self.closed:
                 raise SandboxError("the sandbox pool is closed")
             self._commands.append((kind, job))
         self._wake()
@@ -152,10 +108,6 @@ class WarmPool:
             self._wake_w.send(b"x")
 
     # -- the pool thread ---------------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def _loop(self) -> None:
         try:
@@ -223,8 +175,8 @@ class WarmPool:
         self._sel.register(runner.sock, selectors.EVENT_READ, ("runner", runner))
 
     def _send(self, runner: RunnerProcess, job: Job) -> None:
-        code_fd = _memfd(program_image(job.code))
-        stdin_fd = _memfd(job.stdin.encode("utf-8")) if job.stdin else self._null
+        code_fd = memfd(program_image(job.code))
+        stdin_fd = memfd(job.stdin.encode("utf-8")) if job.stdin else self._null
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         try:
@@ -236,7 +188,7 @@ class WarmPool:
             for fd in (code_fd, out_w, err_w, *([stdin_fd] if job.stdin else [])):
                 os.close(fd)
         cap = self.limits.max_output_bytes
-        job.captures = [_Capture(out_r, cap), _Capture(err_r, cap)]
+        job.captures = [Capture(out_r, cap), Capture(err_r, cap)]
         for capture in job.captures:
             os.set_blocking(capture.fd, False)
             self._sel.register(capture.fd, selectors.EVENT_READ, ("pipe", (job, capture)))
@@ -265,12 +217,12 @@ class WarmPool:
         elif not msg:
             self._runner_gone(runner)
 
-    def _on_pipe(self, job: Job, capture: _Capture) -> None:
+    def _on_pipe(self, job: Job, capture: Capture) -> None:
         if not capture.read():
             self._close_capture(capture)
             self._maybe_finish(job)
 
-    def _close_capture(self, capture: _Capture) -> None:
+    def _close_capture(self, capture: Capture) -> None:
         if capture.open:
             capture.open = False
             self._sel.unregister(capture.fd)
@@ -289,13 +241,8 @@ class WarmPool:
         for capture in job.captures:
             self._close_capture(capture)
         job.runner = None
-        out, err = (job.captures[0], job.captures[1]) if job.captures else (None, None)
-        result = make_result(
-            out.data if out else b"", err.data if err else b"",
-            any(c.truncated for c in job.captures), status, rc, note, duration,
-        )  # fmt: skip
         if not job.future.done():
-            job.future.set_result(result)
+            job.future.set_result(job.result(status, rc, note, duration))
 
     def _runner_gone(self, runner: RunnerProcess) -> None:
         """The runner ended (killed, crashed, or failed to start): replace it; its program
@@ -332,49 +279,25 @@ class WarmPool:
             self._fail_queue(why)
 
     def _watchdog(self) -> None:
-        now = time.monotonic()
-        for runner in list(self._runners):
-            if runner.job is not None and runner.job.deadline <= now:
-                self._runner_gone(runner)
+        for runner in [r for r in self._runners if r.job and r.job.deadline <= time.monotonic()]:
+            self._runner_gone(runner)
 
     def _fail_queue(self, note: str) -> None:
         while self._queue:
             self._finish(self._queue.popleft(), "crash", None, note, 0.0)
 
     def _shutdown(self) -> None:
+        note = "the sandbox pool was closed"
+        with self._lock:
+            self.closed = True
+            self._queue.extend(j for k, j in self._commands if k == "run" and j is not None)
         for runner in list(self._runners):
-            job = runner.job
             self._runners.remove(runner)
             runner.close()
-            if job is not None:
-                self._finish(job, "crash", None, "the sandbox pool was closed", 0.0)
-        self._fail_queue("the sandbox pool was closed")
-        with self._lock:
-            self._closed = True
-            for _, job in self._commands:
-                if job is not None and not job.future.done():
-                    self._finish(job, "crash", None, "the sandbox pool was closed", 0.0)
+            if runner.job is not None:
+                self._finish(runner.job, "crash", None, note, 0.0)
+        self._fail_queue(note)
         self._sel.close()
         os.close(self._null)
         self._wake_r.close()
         self._wake_w.close()
-
-
-def program_image(code: str) -> bytes:
-    """What the runner's child reads (see ``_warm``): the source's length (8 bytes), the
-    source, and its code object (``marshal``) compiled here, where compiling costs a fraction
-    of what it costs in a freshly forked child (every page the compiler touches there is
-    copied). Source that does not compile goes alone: the child compiles it and reports the
-    ``SyntaxError`` as Python would."""
-    source = code.encode("utf-8")
-    try:
-        compiled = marshal.dumps(compile(code, _warm.MAIN_PATH, "exec", dont_inherit=True))
-    except (SyntaxError, ValueError, OverflowError, MemoryError, RecursionError):
-        compiled = b""
-    return len(source).to_bytes(8, "little") + source + compiled
-
-
-def _memfd(data: bytes) -> int:
-    fd = os.memfd_create("mathsynth-sandbox", os.MFD_CLOEXEC)
-    os.pwrite(fd, data, 0)
-    return fd
