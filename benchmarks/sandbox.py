@@ -10,7 +10,8 @@ the scripted teacher's programs in TinyGSM function form plus the result harness
   per program, own uid, pid and IPC namespace, tmpfs work dir, limits), two runners, through
   ``BatchingExecutor(slots=2)`` as the worker uses it;
 
-and prints programs/s and CPU ms per program of each (naive: this process plus its children;
+in alternating chunks (``--rounds``, so load drift on a shared machine hits both arms), and
+prints programs/s and CPU ms per program of each (naive: this process plus its children;
 pool: this process, its pool thread included, plus the runners and everything they forked, read
 from ``/proc``) and their ratios (target: >= 20x the naive rate). Both must produce the same
 stdout for every program, and the pool must be the isolation the containment tests check
@@ -124,9 +125,23 @@ def bench_programs(args: argparse.Namespace) -> None:
     sb = Sandbox(SandboxLimits(), warm=True)
     assert sb.isolation == runner.ISOLATION_POOL
     pooled(sb, programs[:20], args.parallel)  # start the runners
-    p_wall, p_host, p_jail, p_out = pooled(sb, programs, args.parallel)
+    p_wall = p_host = p_jail = n_wall = n_cpu = 0.0
+    p_out: list[str] = []
+    n_out: list[str] = []
+    step = -(-len(programs) // args.rounds)
+    for i in range(0, len(programs), step):  # arms alternate, so load drift hits both
+        chunk = programs[i : i + step]
+        arms = ["pool", "naive"] if (i // step) % 2 == 0 else ["naive", "pool"]
+        for arm in arms:
+            if arm == "pool":
+                wall, host, jail, outs = pooled(sb, chunk, args.parallel)
+                p_wall, p_host, p_jail = p_wall + wall, p_host + host, p_jail + jail
+                p_out += outs
+            else:
+                wall, cpu, outs = naive(chunk, args.parallel)
+                n_wall, n_cpu = n_wall + wall, n_cpu + cpu
+                n_out += outs
     p_cpu = p_host + p_jail
-    n_wall, n_cpu, n_out = naive(programs, args.parallel)
     same = sum(a == b for a, b in zip(p_out, n_out, strict=True))
     n = len(programs)
     print(f"naive subprocess: {n / n_wall:8.1f} programs/s  {n_cpu / n * 1e3:6.2f} CPU ms/program")
@@ -155,7 +170,7 @@ def bench_pipeline(args: argparse.Namespace) -> None:
                 "tinygsm": {"problems_per_seed": 10},
                 "decontamination": {"enabled": False},
             })  # fmt: skip
-            for round_ in range(args.rounds):
+            for round_ in range(args.pipeline_rounds):
                 seeds = synthetic_seeds(args.seeds + round_)[round_:]
                 with tempfile.TemporaryDirectory() as out:
                     start = time.monotonic()
@@ -175,8 +190,9 @@ def main() -> None:
     parser.add_argument("mode", nargs="?", choices=["programs", "pipeline"], default="programs")
     parser.add_argument("--programs", type=int, default=2000)
     parser.add_argument("--parallel", type=int, default=2, help="programs at once (both arms)")
+    parser.add_argument("--rounds", type=int, default=10, help="programs: alternating chunks")
     parser.add_argument("--seeds", type=int, default=600, help="pipeline: seeds per round")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--pipeline-rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--commit-every", type=int, default=32)
     args = parser.parse_args()
