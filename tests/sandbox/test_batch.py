@@ -147,28 +147,21 @@ print(json.dumps({"found": sorted(found), "scanned": scanned, "names": names, "m
 
 
 def test_a_program_sees_nothing_of_earlier_or_concurrent_programs() -> None:
+    """In one batch, two at a time: the first program ends at once (the snoop then runs on its
+    runner), the second sleeps while the snoop reads all of its own memory and ``/proc``."""
     sb = pool_sandbox()
     tags = [secrets.token_hex(16) for _ in range(3)]
     secret = 'TAG = "mathsynth-batchmate-{}"\nimport time\ntime.sleep({})\nprint(len(TAG))\n'
-    for tag in tags[:2]:  # earlier programs, on the runner the snoop will use
-        assert sb.run_sync(secret.format(tag, 0)).ok
-
-    async def concurrent() -> list:
-        return list(await asyncio.gather(sb.run(secret.format(tags[2], 2)), delayed_snoop()))
-
-    async def delayed_snoop():
-        await asyncio.sleep(0.5)
-        return await sb.run(SNOOP)
-
-    slow, snoop = asyncio.run(concurrent())
-    assert slow.ok, slow
-    assert snoop.ok, snoop
-    report = json.loads(snoop.stdout)
+    batch = [secret.format(tags[0], 0), secret.format(tags[1], 3), SNOOP, secret.format(tags[2], 0)]
+    (results,) = run_batches(sb, [batch], slots=2)
+    assert all(r.ok for r in results), results
+    report = json.loads(results[2].stdout)
     assert report["scanned"] > 10**6  # it did read its whole memory...
     assert report["found"] == ["f" * 32]  # ...and found only its own marker, no batch-mate's
     assert set(report["names"]) <= {"found", "scanned", "pat", "mine", "os", "re", "json",
                                     "sys", "names", "maps", "mem", "line", "addr", "perms",
                                     "start", "end", "chunk", "pid", "name", "fh"}  # fmt: skip
+    assert results[1].duration_s > results[2].duration_s  # the snoop ran beside the sleeper
 
 
 def test_a_runner_death_reruns_only_its_program() -> None:
