@@ -31,6 +31,7 @@ from orchestrator.core.stage import Stage, run_chain
 from orchestrator.engine.context import StepContext
 from orchestrator.engine.teacher_calls import LengthRejected, ask_teacher
 from orchestrator.sandbox import ExecResult
+from orchestrator.sandbox.detail import reject_detail
 from orchestrator.teacher.replies import Completion
 
 
@@ -154,17 +155,19 @@ class ExecuteStep:
         seeds' programs."""
         if not records:
             return []
-        results = await ctx.executor.run([self.stage.program(r) for r in records])
+        programs = [self.stage.program(r) for r in records]
+        results = await ctx.executor.run(programs)
         kept = []
-        for record, result in zip(records, results, strict=True):
+        for record, program, result in zip(records, programs, results, strict=True):
             ctx.counters.add(self.stage.name, "seen")
             ctx.counters.add(self.stage.name, "cpu_seconds", result.duration_s)
             reason = self.stage.judge(record, result)
             if reason is None:
                 ctx.counters.add(self.stage.name, "kept")
                 kept.append(record)
-            else:
-                Rejects(self.stage.name, ctx).drop(record, reason, result.stderr[-500:] or None)
+            else:  # never the program's own text (stderr): it could carry anything it read
+                detail = reject_detail(result, program)
+                Rejects(self.stage.name, ctx).drop(record, reason, detail)
         return kept
 
 

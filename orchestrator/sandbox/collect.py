@@ -43,18 +43,32 @@ class OutputCollector(asyncio.SubprocessProtocol):
             self.exited.set_result(None)
 
     def result(self, status: str, rc: int | None, note: str, duration_s: float) -> ExecResult:
-        stderr = bytes(self.data[2]).decode("utf-8", "replace")
-        if note:  # the sandbox's own explanation, for "crash"
-            stderr = f"{stderr}\n[sandbox] {note}" if stderr else f"[sandbox] {note}"
-        return ExecResult(
-            ok=status == "ok",
-            stdout=bytes(self.data[1]).decode("utf-8", "replace"),
-            stderr=stderr,
-            returncode=rc,
-            status=status,
-            duration_s=duration_s,
-            truncated=self.truncated,
-        )
+        out, err = self.data[1], self.data[2]
+        return make_result(out, err, self.truncated, status, rc, note, duration_s)
+
+
+def make_result(
+    stdout: bytes | bytearray,
+    stderr: bytes | bytearray,
+    truncated: bool,
+    status: str,
+    rc: int | None,
+    note: str,
+    duration_s: float,
+) -> ExecResult:
+    """The ``ExecResult`` of captured output and a classified outcome (see ``classify``)."""
+    err = bytes(stderr).decode("utf-8", "replace")
+    if note:  # the sandbox's own explanation, for "crash"
+        err = f"{err}\n[sandbox] {note}" if err else f"[sandbox] {note}"
+    return ExecResult(
+        ok=status == "ok",
+        stdout=bytes(stdout).decode("utf-8", "replace"),
+        stderr=err,
+        returncode=rc,
+        status=status,
+        duration_s=duration_s,
+        truncated=truncated,
+    )
 
 
 def classify(

@@ -19,15 +19,13 @@ import contextlib
 import os
 import secrets
 import select
-import shutil
 import signal
-import stat
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from . import identity, procs
+from . import identity, procs, workdirs
 from .collect import OutputCollector, classify
 from .launch import (
     LAUNCHER_ENV,
@@ -41,24 +39,8 @@ from .launch import (
 from .limits import SandboxError, SandboxLimits
 from .result import ExecResult
 
-WORKDIR_PREFIX = "mathsynth-sbx-"
 _DRAIN_GRACE_S = 1.0
 _SHARED_WRITABLE = ["/tmp", "/var/tmp", "/dev/shm", tempfile.gettempdir()]
-
-
-def _remove_tree(path: str) -> None:
-    """rmtree that also copes with directories the program made unreadable (only matters when
-    not root). Symlinks are never followed; the program's processes are all dead by now."""
-    shutil.rmtree(path, ignore_errors=True)
-    if not os.path.lexists(path):
-        return
-    for dirpath, dirnames, _ in os.walk(path):
-        for name in dirnames:
-            sub = os.path.join(dirpath, name)
-            with contextlib.suppress(OSError):
-                if stat.S_ISDIR(os.lstat(sub).st_mode):
-                    os.chmod(sub, 0o700)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 class _Run:
@@ -77,7 +59,7 @@ class _Run:
         hide, keep = exposure_plan() if os.geteuid() == 0 else ([], [])
         if os.geteuid() == 0:
             self.ident = identity.acquire_identity()
-        self.workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=self.work_root)
+        self.workdir = workdirs.make(self.work_root)
         main = os.path.join(self.workdir, "main.py")
         Path(main).write_text(code, encoding="utf-8")
         if self.ident is not None:
@@ -155,7 +137,7 @@ class _Run:
         if self.transport is not None:
             self.transport.close()
         if self.workdir is not None:
-            _remove_tree(self.workdir)
+            workdirs.remove_tree(self.workdir)
             self.workdir = None
         if self.ident is not None:
             if self.clean and self.mode == MODE_DIRECT:
@@ -247,9 +229,7 @@ async def execute(
         await asyncio.wait({col.exited}, timeout=_DRAIN_GRACE_S)
         return _result(run, col, timed_out, start)
     finally:
-        # Kill off the event loop's thread (it may wait up to 1 s for the waiter); on a further
-        # cancellation the kill goes on in its thread and cleanup() below waits for it.
-        try:
-            await asyncio.shield(asyncio.to_thread(run.kill_all))
-        finally:
-            run.cleanup()
+        # Kill and clean up off the event loop's thread (the kill may wait up to 1 s for the
+        # waiter, removing the work dir is file I/O); on a further cancellation it goes on in
+        # its thread.
+        await asyncio.shield(asyncio.to_thread(run.cleanup))

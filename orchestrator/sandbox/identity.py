@@ -24,7 +24,6 @@ import os
 import pwd
 import shutil
 import stat
-import sys
 import tempfile
 from dataclasses import dataclass, field
 
@@ -115,18 +114,6 @@ def acquire_identity() -> Identity:
         if fd is not None:
             return Identity(uid, uid, fd)
     raise SandboxError(f"no free sandbox uid in {UID_BASE}..{UID_BASE + UID_POOL_SIZE - 1}")
-
-
-def interpreter_dirs() -> list[str]:
-    """Directories the sandboxed ``sys.executable`` needs (prefixes, binary's directory)."""
-    dirs = {
-        os.path.realpath(p)
-        for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)
-    }
-    dirs.add(os.path.dirname(os.path.realpath(sys.executable)))
-    dirs.add(os.path.realpath(os.path.dirname(sys.executable)))
-    ordered = sorted(dirs)
-    return [d for d in ordered if not any(d != o and d.startswith(o + os.sep) for o in ordered)]
 
 
 def _others_may_enter(path: str) -> bool:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import _child, identity, procs
+from . import _child, fsview, identity, procs
 from .bwrap import bwrap_argv, find_bwrap
 from .limits import SandboxError, SandboxLimits
 
@@ -34,7 +34,7 @@ def exposure_plan() -> tuple[list[str], list[str]]:
     """``(hide, keep)`` for the launcher (see ``identity.exposure_plan``), computed once."""
     global _exposure
     if _exposure is None:
-        _exposure = identity.exposure_plan(identity.interpreter_dirs())
+        _exposure = identity.exposure_plan(fsview.interpreter_dirs())
     return _exposure
 
 
@@ -75,10 +75,13 @@ def parse_status(data: bytes) -> tuple[bool, int | None, str | None]:
     return started, wait_status, error
 
 
-def program_env(workdir: str, marker: str) -> dict[str, str]:
-    key, _, value = marker.partition("=")
+def program_env(workdir: str, marker: str | None) -> dict[str, str]:
+    """The program's whole environment; ``marker`` (``KEY=VALUE``) finds its processes later."""
     env = {"PATH": LAUNCHER_ENV["PATH"], "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
-    env |= {"PYTHONDONTWRITEBYTECODE": "1", key: value}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if marker is not None:
+        key, _, value = marker.partition("=")
+        env[key] = value
     env |= {var: "1" for var in _THREAD_VARS}  # threads count towards RLIMIT_NPROC
     return env
 
@@ -108,7 +111,6 @@ def launcher_argv(
             env=env,
             network=limits.network,
             tmp_size_bytes=max(4 * limits.max_file_mb, 16) * 2**20,
-            ro_paths=identity.interpreter_dirs(),
             command=[*waiter, "--", *program],
         )
     config: dict[str, Any] = {

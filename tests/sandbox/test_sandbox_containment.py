@@ -4,11 +4,12 @@ Each hostile case checks that the run ends in bounded time with the right status
 machine is unharmed: no process of the run survives (found by a unique marker in the argv the
 program gives itself and, as root, by the run's pool uid), no file appears outside the work
 dir, work dirs are removed, nothing is left as a zombie, the test process's memory is
-untouched. Cases run under bubblewrap (skipped, with the reason, when it is not installed or
-does not work) and, for the `mode`-parametrized ones, also under the fallback
-(``use_bwrap=False``; parts that rely on dropping root privileges skip when not root). Network
-checks use loopback addresses only (the outbound check is a UDP connect: a route lookup that
-sends no packet). They do NOT test the launcher's internals in isolation.
+untouched. The `mode`-parametrized cases run on the warm pool (``pool``: root and bubblewrap;
+skipped with the reason otherwise), under one bubblewrap sandbox per run (``bwrap``,
+``warm=False``) and under the fallback (``use_bwrap=False``; parts that rely on dropping root
+privileges skip when not root). Network checks use loopback addresses only (the outbound check
+is a UDP connect: a route lookup that sends no packet). They do NOT test the launcher's
+internals in isolation.
 """
 
 from __future__ import annotations
@@ -39,20 +40,21 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 FAST = {"wall_time_s": 3.0, "cpu_time_s": 10}
 
 
-def _bwrap_skip_reason() -> str | None:
+def _skip_reason(mode: str) -> str | None:
     if find_bwrap() is None:
         return "bubblewrap (bwrap) is not installed (CI installs the Debian package 'bubblewrap')"
-    why_not = runner.probe("bwrap")
-    return None if why_not is None else f"bubblewrap does not work on this machine: {why_not}"
+    why_not = runner.probe(mode)
+    return None if why_not is None else f"{mode} does not work on this machine: {why_not}"
 
 
 def _make(mode: str, work_root: Path, **limits: Any) -> Sandbox:
-    if mode == "bwrap":
-        reason = _bwrap_skip_reason()
+    if mode in ("pool", "bwrap"):
+        reason = _skip_reason(mode)
         if reason:
             pytest.skip(reason)
-        sb = Sandbox(SandboxLimits(use_bwrap=True, **limits), work_root=work_root)
-        assert sb.isolation == "bwrap"
+        warm = mode == "pool"
+        sb = Sandbox(SandboxLimits(use_bwrap=True, **limits), work_root=work_root, warm=warm)
+        assert sb.isolation == (runner.ISOLATION_POOL if warm else runner.ISOLATION_BWRAP)
     else:
         sb = Sandbox(SandboxLimits(use_bwrap=False, **limits), work_root=work_root)
         assert sb.isolation.startswith("rlimits-only")
@@ -70,9 +72,20 @@ def work_root() -> Iterator[Path]:
     assert leftovers == [], f"work dirs not removed: {leftovers}"
 
 
-@pytest.fixture(params=["bwrap", "fallback"])
+@pytest.fixture(params=["pool", "bwrap", "fallback"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(params=["pool", "bwrap"])
+def jailed(request: pytest.FixtureRequest) -> str:
+    """The modes with network and filesystem isolation."""
+    return str(request.param)
+
+
+def workdir_of(mode: str, work_root: Path) -> str:
+    """Where the program's cwd is: the pool's private tmpfs, else a dir under ``work_root``."""
+    return "/tmp" if mode == "pool" else str(work_root)
 
 
 def marker() -> str:
@@ -166,16 +179,41 @@ def test_runs_unprivileged_in_fresh_work_dir(mode: str, work_root: Path) -> None
     sb = _make(mode, work_root)
     res = sb.run_sync("import os; print(os.getuid(), os.getgid(), os.getgroups(), os.getcwd())")
     uid, gid, groups, cwd = res.stdout.split(" ", 3)
-    assert res.ok and Path(cwd.strip()).parent == work_root
+    if mode == "pool":
+        assert res.ok and cwd.strip() == "/tmp"
+    else:
+        assert res.ok and Path(cwd.strip()).parent == work_root
     if IS_ROOT:
         assert int(uid) >= 60000 and int(gid) >= 60000 and groups == "[]"
+
+
+def test_no_capabilities_and_no_new_privileges(mode: str, work_root: Path) -> None:
+    """The warm runner holds four capabilities; none may reach the program or what it runs."""
+    sb = _make(mode, work_root)
+    code = (
+        "import subprocess, sys\n"
+        "def status():\n"
+        "    return [ln for ln in open('/proc/self/status') if ln.startswith(('Cap', 'NoNew'))]\n"
+        "print(''.join(status()), end='')\n"
+        "child = subprocess.run([sys.executable, '-c', "
+        "'print(open(\"/proc/self/status\").read())'], capture_output=True, text=True)\n"
+        "print(''.join(ln + '\\n' for ln in child.stdout.splitlines() if ln.startswith('Cap')))\n"
+    )
+    res = sb.run_sync(code)
+    assert res.ok, res
+    fields = [line.split(":") for line in res.stdout.split("\n") if ":" in line]
+    caps = {(k, v.strip()) for k, v in fields if k.startswith("Cap") and k != "CapBnd"}
+    assert {v for _, v in caps} == {"0000000000000000"}, res.stdout
+    assert len(caps) == 4 and len([k for k, _ in fields if k == "CapEff"]) == 2
+    if mode != "fallback":
+        assert ("NoNewPrivs", "\t1") in [(k, v) for k, v in fields]
 
 
 # 2. network -------------------------------------------------------------------------------
 
 
-def test_no_network(work_root: Path) -> None:
-    sb = _make("bwrap", work_root)
+def test_no_network(jailed: str, work_root: Path) -> None:
+    sb = _make(jailed, work_root)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
@@ -208,8 +246,8 @@ def test_no_network(work_root: Path) -> None:
     assert "no route" in res.stdout
 
 
-def test_network_when_allowed(work_root: Path) -> None:
-    sb = _make("bwrap", work_root, network=True)
+def test_network_when_allowed(jailed: str, work_root: Path) -> None:
+    sb = _make(jailed, work_root, network=True)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
@@ -230,7 +268,7 @@ def test_fork_bomb(mode: str, work_root: Path) -> None:
     mark = marker()
     body = (
         "import os, sys\n"
-        f"if os.getcwd().startswith({str(work_root)!r}) and os.getpid() != {os.getpid()}:\n"
+        f"if os.getcwd().startswith({workdir_of(mode, work_root)!r}) and os.getuid() != 0:\n"
         "    print(os.getuid(), flush=True)\n"
         "    while True:\n"
         "        try:\n"
@@ -238,6 +276,7 @@ def test_fork_bomb(mode: str, work_root: Path) -> None:
         "        except OSError:\n"
         "            pass\n"
     )
+    assert sb.run_sync("pass").ok  # a pool starts its runner now, not during the count
     before = process_count()
     start = time.monotonic()
     res = sb.run_sync(with_marker(body, mark))
@@ -299,15 +338,15 @@ def test_infinite_loop_times_out(mode: str, work_root: Path) -> None:
     assert_gone(mark)
 
 
-def test_cpu_limit_kills(work_root: Path) -> None:
-    sb = _make("bwrap", work_root, wall_time_s=10.0, cpu_time_s=1)
+def test_cpu_limit_kills(jailed: str, work_root: Path) -> None:
+    sb = _make(jailed, work_root, wall_time_s=10.0, cpu_time_s=1)
     res = sb.run_sync("while True:\n    pass\n")
     assert res.status == "killed" and res.returncode is not None and res.returncode < 0, res
     assert res.duration_s < 5
 
 
-def test_file_size_limit(work_root: Path) -> None:
-    sb = _make("bwrap", work_root, max_file_mb=1)
+def test_file_size_limit(jailed: str, work_root: Path) -> None:
+    sb = _make(jailed, work_root, max_file_mb=1)
     code = (
         "import errno\n"
         "try:\n"
@@ -338,7 +377,7 @@ def test_cannot_write_outside(mode: str, work_root: Path, tmp_path: Path) -> Non
         # Under /tmp (a clone there, say) bubblewrap's private /tmp may hold the write: it
         # must not reach the host (checked below), but it is not refused outright.
         under_tmp = extra.resolve().is_relative_to(system_tmp)
-        if not under_tmp and (mode == "bwrap" or not open_to_all):
+        if not under_tmp and (mode != "fallback" or not open_to_all):
             refused.append(extra / name)
     # /tmp: bubblewrap gives a private tmpfs; the fallback (as root) deletes the uid's files.
     targets = [*refused, system_tmp / name]
@@ -442,7 +481,8 @@ def test_cancellation_kills_and_cleans(mode: str, work_root: Path) -> None:
         while not pids_with(mark):
             assert time.monotonic() < deadline, "sandboxed program never started"
             await asyncio.sleep(0.05)
-        assert list(work_root.iterdir()), "work dir should exist while running"
+        if mode != "pool":  # the pool writes nothing to the host's disk
+            assert list(work_root.iterdir()), "work dir should exist while running"
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -480,7 +520,8 @@ _OWNER_SCRIPT = """
 import asyncio, os, sys, time
 from orchestrator.sandbox import Sandbox, SandboxLimits
 mode, root, mark, code = sys.argv[1:5]
-sb = Sandbox(SandboxLimits(use_bwrap=mode == "bwrap", wall_time_s=60), work_root=root)
+limits = SandboxLimits(use_bwrap=mode != "fallback", wall_time_s=60)
+sb = Sandbox(limits, work_root=root, warm=mode == "pool")
 
 def running() -> bool:
     for name in os.listdir("/proc"):
@@ -504,8 +545,9 @@ asyncio.run(main())
 
 @pytest.mark.skipif(not IS_ROOT, reason="cleaning up after a dead owner relies on the uid pool")
 def test_owner_process_dies(mode: str, work_root: Path) -> None:
-    """The process running the sandbox is killed: nothing of the run may live on (bubblewrap:
-    at once; fallback: the next run's uid allocation kills the orphaned pool-uid processes)."""
+    """The process running the sandbox is killed: nothing of the run may live on (bubblewrap and
+    the pool: at once; fallback: the next run's uid allocation kills the orphaned pool-uid
+    processes)."""
     sb = _make(mode, work_root)
     mark = marker()
     body = "import os, time\nif os.fork() == 0:\n    os.setsid()\ntime.sleep(10**6)\n"
@@ -513,7 +555,7 @@ def test_owner_process_dies(mode: str, work_root: Path) -> None:
     argv = [sys.executable, "-c", _OWNER_SCRIPT, mode, str(work_root), mark]
     proc = subprocess.run([*argv, with_marker(body, mark)], env=env, timeout=30)
     assert proc.returncode == 3
-    if mode == "bwrap":
+    if mode != "fallback":
         deadline = time.monotonic() + 3
         while pids_with(mark) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -528,9 +570,24 @@ def test_owner_process_dies(mode: str, work_root: Path) -> None:
 
 
 def test_crash_when_sandbox_cannot_start(tmp_path: Path) -> None:
-    sb = Sandbox(work_root=tmp_path / "missing")
+    sb = Sandbox(work_root=tmp_path / "missing", warm=False)
     res = sb.run_sync("print(1)")
     assert res.status == "crash" and not res.ok and res.stderr
+
+
+def test_crash_when_pool_runner_cannot_start(
+    monkeypatch: pytest.MonkeyPatch, work_root: Path
+) -> None:
+    from orchestrator.sandbox import warm_runner
+
+    reason = _skip_reason("pool")
+    if reason:
+        pytest.skip(reason)
+    monkeypatch.setattr(warm_runner, "_SOURCE", "raise SystemExit('broken on purpose')")
+    sb = Sandbox(SandboxLimits(wall_time_s=4.25), work_root=work_root, warm=True)  # own pool
+    results = [sb.run_sync("print(1)") for _ in range(2)]
+    assert [r.status for r in results] == ["crash", "crash"]
+    assert all("could not start the sandbox" in r.stderr for r in results)
 
 
 def test_require_bwrap_when_broken(monkeypatch: pytest.MonkeyPatch, work_root: Path) -> None:

@@ -39,3 +39,6 @@ class TinyGSMConfig(StrictModel):
     sampling: SamplingParams = SamplingParams()
     program_sampling: SamplingParams = SamplingParams(temperature=0.0, max_tokens=768)
     verifier: VerifierDataConfig = VerifierDataConfig()
+    # Drop programs that import or call outside a small allow-list (I/O, network, reflection)
+    # before they run; see orchestrator.methods.tinygsm.program_filter.
+    program_filter: bool = True

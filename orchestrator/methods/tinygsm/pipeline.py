@@ -1,8 +1,10 @@
 """TinyGSM as engine steps: teacher stage(s), question filters, sandboxed execution.
 
-One-step: seed -> n (question, program) pairs -> question filters -> execute.
+One-step: seed -> n (question, program) pairs -> question filters -> program filter -> execute.
 Two-step: seed -> n variants + n GSM-IC variants -> question filters -> one program per
-question -> execute. Dedup and writing are the worker's, after these steps.
+question -> program filter -> execute. The program filter (``tinygsm.program_filter``, on by
+default) also screens verifier candidates. Dedup and writing are the worker's, after these
+steps.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from orchestrator.engine.steps import Branch, ExecuteStep, FilterStep, Step, Tea
 from orchestrator.methods.method import Method
 from orchestrator.methods.tinygsm.config import TinyGSMConfig
 from orchestrator.methods.tinygsm.execute import RunProgram
+from orchestrator.methods.tinygsm.program_filter import ProgramFilter
 from orchestrator.methods.tinygsm.stages import OneStep, TwoStepProgram, TwoStepQuestions
 from orchestrator.methods.tinygsm.verifier import CandidateProgram, LabelCandidates
 from orchestrator.quality.filters import QuestionHasNumber, QuestionLength
@@ -28,6 +31,11 @@ def question_filters(cfg: PipelineConfig) -> FilterStep:
     if cfg.filters.require_number_in_question:
         stages.append(QuestionHasNumber())
     return FilterStep(stages)
+
+
+def program_filters(cfg: PipelineConfig) -> list[Step]:
+    """[FilterStep(ProgramFilter)] when ``tinygsm.program_filter`` is on, else []."""
+    return [FilterStep([ProgramFilter()])] if cfg.tinygsm.program_filter else []
 
 
 def template_names(cfg: PipelineConfig) -> list[str]:
@@ -46,7 +54,7 @@ def verifier_branch(cfg: PipelineConfig) -> list[Step]:
     template = cfg.template(cfg.tinygsm.templates.two_step_program)
     candidates = [CandidateProgram(template, v.sampling, i) for i in range(v.samples)]
     label = LabelCandidates(v.pseudo_answer_threshold, cfg.filters.max_abs_answer)
-    return [Branch([TeacherStep(candidates), label], "verifier")]
+    return [Branch([TeacherStep(candidates), *program_filters(cfg), label], "verifier")]
 
 
 def build_steps(cfg: PipelineConfig) -> list[Step]:
@@ -58,7 +66,7 @@ def generation_steps(cfg: PipelineConfig) -> list[Step]:
     execute = ExecuteStep(RunProgram(cfg.filters.max_abs_answer))
     if t.method == "one-step":
         one_step = OneStep(cfg.template(t.templates.one_step), t.sampling, t.problems_per_seed)
-        return [TeacherStep([one_step]), question_filters(cfg), execute]
+        return [TeacherStep([one_step]), question_filters(cfg), *program_filters(cfg), execute]
     family_templates = {
         "variants": t.templates.two_step_questions,
         "gsm_ic": t.templates.two_step_gsm_ic,
@@ -70,7 +78,10 @@ def generation_steps(cfg: PipelineConfig) -> list[Step]:
     program = TwoStepProgram(
         cfg.template(t.templates.two_step_program), t.program_sampling, "tinygsm/two-step"
     )
-    return [TeacherStep(questions), question_filters(cfg), TeacherStep([program]), execute]
+    return [
+        TeacherStep(questions), question_filters(cfg), TeacherStep([program]),
+        *program_filters(cfg), execute,
+    ]  # fmt: skip
 
 
 def request_plan(cfg: PipelineConfig) -> list[tuple[float, SamplingParams]]:
