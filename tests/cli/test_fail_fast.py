@@ -18,7 +18,7 @@ import ray
 import yaml
 
 from orchestrator.core.resources import data_dir
-from tests.cli.test_cli import ROOT, run_cli
+from tests.support.cli import ROOT, run_cli
 from tests.support.held_cpu import one_cpu_held
 from tests.support.scripted_server import Fault, ScriptedServer
 from tests.support.tinygsm_teacher import last_user_message, tinygsm_reply

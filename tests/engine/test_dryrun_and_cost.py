@@ -12,7 +12,7 @@ from orchestrator.core.records import Record
 from orchestrator.engine.driver import run_job
 from orchestrator.engine.dryrun import approx_tokens, estimate
 from orchestrator.teacher.pricing import Price, default_prices, price_for
-from tests.cli.test_cli import run_cli
+from tests.support.cli import run_cli
 from tests.support.configs import make_config
 from tests.support.scripted_server import ScriptedServer
 from tests.support.tinygsm_teacher import tinygsm_reply

@@ -22,8 +22,8 @@ from orchestrator.engine.driver import run_job
 from orchestrator.output.store import OutputStore
 from orchestrator.quality.filters import QuestionLength
 from orchestrator.teacher.pricing import Price
-from tests.cli.test_cli import cli, run_cli
 from tests.support import s3_server as s3
+from tests.support.cli import cli, run_cli
 from tests.support.configs import make_config
 from tests.support.output import rejected_rows, rows
 from tests.support.scripted_server import Fault, ScriptedServer

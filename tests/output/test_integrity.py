@@ -15,7 +15,7 @@ from orchestrator.core.records import Record
 from orchestrator.engine.driver import run_job
 from orchestrator.output.integrity import QUARANTINE_DIR, scan
 from orchestrator.output.store import Commit, OutputStore
-from tests.cli.test_cli import run_cli
+from tests.support.cli import run_cli
 from tests.support.configs import make_config
 from tests.support.scripted_server import ScriptedServer
 from tests.support.small_output import commit

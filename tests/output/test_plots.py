@@ -11,7 +11,7 @@ from PIL import Image
 from orchestrator.output.card_facts import gather
 from orchestrator.output.plots import plot_data, render, write_plots
 from orchestrator.output.store import OutputStore
-from tests.cli.test_cli import run_cli
+from tests.support.cli import run_cli
 from tests.support.small_output import KEPT, make_output
 
 

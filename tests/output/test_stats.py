@@ -9,7 +9,7 @@ import pytest
 from orchestrator.core.seeds import load_seeds
 from orchestrator.engine.driver import run_job
 from orchestrator.output.stats import funnel, rejected_rows
-from tests.cli.test_cli import run_cli
+from tests.support.cli import run_cli
 from tests.support.configs import make_config
 from tests.support.scripted_server import ScriptedServer
 from tests.support.tinygsm_teacher import tinygsm_reply

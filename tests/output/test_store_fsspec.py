@@ -14,8 +14,8 @@ from orchestrator.core.records import normalize_question
 from orchestrator.engine.driver import run_job
 from orchestrator.output.stats import funnel
 from orchestrator.output.store import OutputStore
-from tests.cli.test_cli import run_cli
 from tests.support import s3_server as s3
+from tests.support.cli import run_cli
 from tests.support.configs import make_config
 from tests.support.scripted_server import ScriptedServer
 from tests.support.tinygsm_teacher import tinygsm_reply

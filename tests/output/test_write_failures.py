@@ -14,8 +14,8 @@ import pytest
 
 from orchestrator.output.storage import Storage, StorageError
 from orchestrator.output.store import OutputStore
-from tests.cli.test_cli import run_cli
 from tests.cli.test_fail_fast import flat, pipeline
+from tests.support.cli import run_cli
 from tests.support.scripted_server import ScriptedServer
 from tests.support.tinygsm_teacher import tinygsm_reply
 

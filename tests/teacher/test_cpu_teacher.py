@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from orchestrator.teacher import local_cpu
-from tests.cli.test_cli import run_cli
+from tests.support.cli import run_cli
 
 pytestmark = pytest.mark.slow
 
