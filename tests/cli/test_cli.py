@@ -115,7 +115,7 @@ def test_a_second_run_into_the_same_out_is_refused_while_the_first_runs(
     pipeline["decontamination"]["enabled"] = False
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(pipeline))
     out, n_seeds = tmp_path / "out", 12
-    with ScriptedServer(reply=tinygsm_reply, latency=0.3) as srv:
+    with ScriptedServer(reply=tinygsm_reply, latency=0.3, known_models=["s"]) as srv:
         args = ("run", str(tmp_path / "p.yaml"), "--seeds", str(gsm8k_train), "--limit",
                 str(n_seeds), "--out", str(out), "--base-url", srv.base_url, "--model", "s",
                 "--no-progress")  # fmt: skip

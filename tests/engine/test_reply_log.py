@@ -120,7 +120,7 @@ def test_ctrl_c_after_answered_requests_then_rerun_pays_for_none_again(
         return tinygsm_reply(body, index)
 
     out, n_seeds = tmp_path / "out", 8
-    with ScriptedServer(reply=teacher) as srv:
+    with ScriptedServer(reply=teacher, known_models=["s"]) as srv:
         args = ("run", str(two_step_pipeline(tmp_path)), "--seeds", str(gsm8k_train), "--limit",
                 str(n_seeds), "--out", str(out), "--base-url", srv.base_url, "--model", "s",
                 "--no-progress")  # fmt: skip
@@ -188,7 +188,7 @@ def test_show_prints_the_exact_teacher_reply_behind_a_row(
     pipeline["decontamination"]["enabled"] = False
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(pipeline))
     out = tmp_path / "out"
-    with ScriptedServer(reply=tinygsm_reply) as srv:
+    with ScriptedServer(reply=tinygsm_reply, known_models=["s"]) as srv:
         code, output = run_cli("run", str(tmp_path / "p.yaml"), "--seeds", str(gsm8k_train),
                                "--limit", "2", "--out", str(out), "--base-url", srv.base_url,
                                "--model", "s", "--no-progress")  # fmt: skip

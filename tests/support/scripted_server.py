@@ -207,6 +207,8 @@ class ScriptedServer:
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
         self._request_count = 0
+        self._first_at: float | None = None  # wall-clock time of the first chat request
+        self._last_at: float | None = None
         self._status_counts: Counter[int] = Counter()
         self._fault_counts: Counter[str] = Counter()
         self._injected: deque[Fault] = deque()
@@ -284,6 +286,7 @@ class ScriptedServer:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
+        app.router.add_get("/stats", self._stats)  # for benchmarks in other processes
         self.batches.add_routes(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=self._shutdown_timeout)
         await runner.setup()
@@ -399,6 +402,13 @@ class ScriptedServer:
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def _stats(self, request: web.Request) -> web.Response:
+        """Chat requests so far and the wall-clock time of the first and the latest."""
+        with self._lock:
+            stats = {"requests": self._request_count, "first_request_at": self._first_at,
+                     "last_request_at": self._last_at}  # fmt: skip
+        return web.json_response(stats)
+
     async def _models(self, request: web.Request) -> web.StreamResponse:
         if self.models_fault is not None:
             return await self._serve_fault(request, {}, -1, self.models_fault, count=False)
@@ -453,6 +463,8 @@ class ScriptedServer:
         with self._lock:
             index = self._request_count
             self._request_count += 1
+            self._last_at = time.time()
+            self._first_at = self._first_at or self._last_at
             if self.record_requests:
                 self._requests.append(body)
             fault = self._injected.popleft() if self._injected else None
