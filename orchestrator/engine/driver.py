@@ -49,7 +49,7 @@ from orchestrator.engine.chunks import ChunkFeed
 from orchestrator.engine.dispatch import Dispatch, FatalRunError
 from orchestrator.engine.failure_stop import FailureStop
 from orchestrator.engine.finalize import Finalizer
-from orchestrator.engine.job_directory import JobActors, start_directory
+from orchestrator.engine.job_directory import JobActors, publish
 from orchestrator.engine.placement import on_driver_node, worker_options
 from orchestrator.engine.rebuild import check_configuration
 from orchestrator.engine.worker import GenerationWorker
@@ -67,6 +67,7 @@ from orchestrator.teacher.pool import ReplicaPool
 from orchestrator.teacher.preflight import check_teacher
 from orchestrator.teacher.pricing import price_for
 from orchestrator.teacher.ratelimit import RateLimiter
+from orchestrator.teacher.settings import RateLimits
 from orchestrator.telemetry.actor_state import ClusterState
 from orchestrator.telemetry.job_report import (
     JobState,
@@ -77,7 +78,7 @@ from orchestrator.telemetry.job_report import (
 )
 
 __all__ = ["FatalRunError", "ensure_ray", "run_job"]
-from orchestrator.telemetry.metrics import start_hub
+from orchestrator.telemetry.metrics import hub_name, start_hub
 from orchestrator.telemetry.progress import ProgressFile
 from orchestrator.telemetry.ray_output import quiet_private_start
 from orchestrator.telemetry.startup import StartupFn, no_startup
@@ -227,16 +228,14 @@ def _run_locked(
         metrics = start_hub(store.url, export=telemetry, options=pinned)
     except ValueError as err:
         raise FatalRunError(f"another live run is writing into {store.url}: {err}") from None
-    limits = cfg.teacher.limits if cfg.teacher and cfg.teacher.kind != "openai-batch" else None
+    cfg, limits = _resolved_limits(cfg)
     limiter = (  # one per job: hosted-API limits shared by every worker (teacher/ratelimit.py)
-        RateLimiter.options(**pinned).remote(limits.model_dump())
-        if limits is not None and (limits.configured() or limits.learn_from_headers)
-        else None
+        RateLimiter.options(**pinned).remote(limits.model_dump()) if limits is not None else None
     )
-    directory, directory_name = start_directory(  # orchestrator.engine.job_directory: why by name
+    directory_name = publish(  # orchestrator.engine.job_directory: why by name
+        metrics, hub_name(store.url),
         JobActors(metrics, [contamination] if contamination is not None else None, limiter,
                   teacher_pool.supervisor if teacher_pool else None),
-        pinned,
     )  # fmt: skip
     replies = None
     if run.reply_log and cfg.teacher is not None:  # answered requests are never sent again
@@ -296,7 +295,7 @@ def _run_locked(
         if not state.interrupted:  # (a worker that cannot come back does not answer)
             closing = [w.shutdown.remote() for w in workers]
             ray.wait(closing, num_returns=len(closing), timeout=10)
-        for actor in [*workers, directory, metrics, *([limiter] if limiter else [])]:
+        for actor in [*workers, metrics, *([limiter] if limiter else [])]:
             ray.kill(actor)
         store.cleanup()  # rejected/side files of commits a dead worker never finished
         replicas = _stop_teacher_pool(teacher_pool, snapshot)
@@ -321,6 +320,19 @@ def _run_locked(
     if state.fatal:
         raise FatalRunError(state.fatal)
     return summary
+
+
+def _resolved_limits(cfg: PipelineConfig) -> tuple[PipelineConfig, RateLimits | None]:
+    """The teacher's rate limits with ``learn_from_headers`` decided for its URL, in the config
+    the workers get, and the limits a ``RateLimiter`` must enforce (None: no limiter, e.g. a
+    self-hosted server without configured limits, or the Batch API)."""
+    teacher = cfg.teacher
+    if teacher is None or teacher.kind == "openai-batch":
+        return cfg, None
+    learn = teacher.limits.learns(teacher.base_url)
+    limits = teacher.limits.model_copy(update={"learn_from_headers": learn})
+    cfg = cfg.model_copy(update={"teacher": teacher.model_copy(update={"limits": limits})})
+    return cfg, limits if limits.configured() or learn else None
 
 
 def _final_state(state: JobState) -> str:

@@ -66,8 +66,8 @@ class GenerationWorker:
     def __init__(
         self, name: str, config_json: str, out_dir: str, directory: str, api_key: str | None = None
     ) -> None:
-        """``directory``: the name of the run's ``JobDirectory`` (only plain values here, so a
-        restart re-runs this safely; see ``orchestrator.engine.job_directory``)."""
+        """``directory``: the name of the run's metrics hub, which lists its other actors (only
+        plain values here, so a restart re-runs this safely; ``orchestrator.engine.job_directory``)."""
         self.name = name
         self.cfg = config_from_json(config_json)  # imports a user method named by `kind`
         self.store = OutputStore(out_dir, row_schema(self.cfg))

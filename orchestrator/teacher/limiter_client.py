@@ -79,7 +79,7 @@ class LimiterClient:
     def __init__(self, actor: Any, limits: RateLimits) -> None:
         self.actor = actor
         self.active = limits.configured()
-        self.learn = limits.learn_from_headers
+        self.learn = limits.learn_from_headers is not False  # (None: the driver decides)
         self._next_check = 0.0
         self.owner = uuid.uuid4().hex  # this incarnation's lease (see the module docstring)
         self._holding = 0  # sends waiting for a grant or in flight

@@ -237,7 +237,7 @@ class RateLimiter:
     ) -> None:
         """An HTTP attempt's outcome: learn ``x-ratelimit-*`` headers; pause after a 429."""
         now = time.monotonic()
-        if self.settings.learn_from_headers:
+        if self.settings.learn_from_headers is not False:  # (None: the driver decides)
             self._learn(headers, now)
         if status == 429:
             pause = retry_after if retry_after is not None else self.pause_s

@@ -12,6 +12,7 @@ or start vLLM servers (``replicas.py``).
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -21,6 +22,21 @@ from orchestrator.teacher.pricing import Price
 from orchestrator.teacher.replica_config import ReplicaSettings
 
 __all__ = ["BatchSettings", "RateLimits", "TeacherSettings"]
+
+
+def _self_hosted(base_url: str | None) -> bool:
+    """A URL on this machine or a private network (an IP literal in a loopback, private or
+    link-local range, or ``localhost``)."""
+    host = urlsplit(base_url).hostname if base_url else None
+    if host is None:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local
 
 
 class RateLimits(pydantic.BaseModel):
@@ -34,7 +50,17 @@ class RateLimits(pydantic.BaseModel):
     input_tokens_per_minute: float | None = pydantic.Field(None, gt=0)
     output_tokens_per_minute: float | None = pydantic.Field(None, gt=0)
     max_in_flight: int | None = pydantic.Field(None, ge=1)  # job-wide concurrent requests
-    learn_from_headers: bool = True  # x-ratelimit-* response headers fill unset limits
+    # x-ratelimit-* response headers fill unset limits. None (default): learn from a hosted
+    # API's headers, not from a server on this machine or a private network (vLLM, llama.cpp,
+    # SGLang send none), which then needs no job-wide limiter at all.
+    learn_from_headers: bool | None = None
+
+    def learns(self, base_url: str | None) -> bool:
+        """Whether headers are learned from the teacher at ``base_url`` (None: the SDK's
+        default URL, a hosted API)."""
+        if self.learn_from_headers is not None:
+            return self.learn_from_headers
+        return not _self_hosted(base_url)
 
     def configured(self) -> bool:
         """True when any limit is set explicitly."""

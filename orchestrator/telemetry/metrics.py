@@ -100,6 +100,7 @@ class MetricsHub:
         self.errors: deque[dict[str, Any]] = deque(maxlen=20)
         self.started = time.time()
         self.export = RayExport(job) if export else None
+        self._actors: dict[str, Any] = {}
 
     def push(
         self,
@@ -120,6 +121,13 @@ class MetricsHub:
             self.export.counters(delta)
             if gauges is not None:
                 self.export.gauges(worker, gauges)
+
+    def register_actors(self, actors: dict[str, Any]) -> None:
+        """The run's other actors, for workers (``orchestrator.engine.job_directory``)."""
+        self._actors = actors
+
+    def actors(self) -> dict[str, Any]:
+        return self._actors
 
     def snapshot(self) -> dict[str, Any]:
         now = time.time()
