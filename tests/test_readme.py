@@ -55,7 +55,7 @@ def test_write_your_own_pipeline_section(tmp_path: Path) -> None:
             (tmp_path / path).write_text(text)
     command = files["run"].split("#", 1)[0].split()
     assert command[:2] == ["mathsynth", "run"]
-    with ScriptedServer(reply=pot_reply) as srv:
+    with ScriptedServer(reply=pot_reply, known_models=["s"]) as srv:
         code, out = run_cli(*command[1:], "--base-url", srv.base_url, "--model", "s",
                             cwd=tmp_path, timeout=300)  # fmt: skip
         assert code == 0, out

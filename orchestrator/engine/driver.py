@@ -27,8 +27,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -36,23 +34,19 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray._common.utils import get_default_ray_temp_dir
 
 from orchestrator import __version__
 from orchestrator.core.config import ConfigError, PipelineConfig
 from orchestrator.core.records import Record
 from orchestrator.core.seeds import Seeds
-from orchestrator.engine import ray_leftovers
 from orchestrator.engine.budget import CostBudget
-from orchestrator.engine.capacity import CapacityError, job_workers
 from orchestrator.engine.chunks import ChunkFeed
 from orchestrator.engine.dispatch import Dispatch, FatalRunError
 from orchestrator.engine.failure_stop import FailureStop
 from orchestrator.engine.finalize import Finalizer
-from orchestrator.engine.job_directory import JobActors, publish
-from orchestrator.engine.placement import on_driver_node, worker_options
+from orchestrator.engine.ray_session import RayStart
 from orchestrator.engine.rebuild import check_configuration
-from orchestrator.engine.worker import GenerationWorker
+from orchestrator.engine.run_actors import RunActors
 from orchestrator.methods.catalog import fingerprint
 from orchestrator.output.accounting import SUMMED, RunLog, write_summary
 from orchestrator.output.card import write_card
@@ -62,12 +56,8 @@ from orchestrator.output.lock import OutputLock
 from orchestrator.output.replies import ReplyIndex
 from orchestrator.output.store import OutputStore
 from orchestrator.quality.decontam import build_index
-from orchestrator.teacher.launch import TeacherSetupError
-from orchestrator.teacher.pool import ReplicaPool
 from orchestrator.teacher.preflight import check_teacher
-from orchestrator.teacher.pricing import price_for
-from orchestrator.teacher.ratelimit import RateLimiter
-from orchestrator.teacher.settings import RateLimits
+from orchestrator.teacher.pricing import Price, price_for
 from orchestrator.telemetry.actor_state import ClusterState
 from orchestrator.telemetry.job_report import (
     JobState,
@@ -77,10 +67,8 @@ from orchestrator.telemetry.job_report import (
     progress_view,
 )
 
-__all__ = ["FatalRunError", "ensure_ray", "run_job"]
-from orchestrator.telemetry.metrics import hub_name, start_hub
+__all__ = ["FatalRunError", "run_job"]
 from orchestrator.telemetry.progress import ProgressFile
-from orchestrator.telemetry.ray_output import quiet_private_start
 from orchestrator.telemetry.startup import StartupFn, no_startup
 
 log = logging.getLogger(__name__)
@@ -92,40 +80,6 @@ def _earlier_rows(out_dir: str) -> list[tuple[str, str]]:
     if not store.committed_files():
         raise FatalRunError(f"dedup.against: {out_dir} holds no mathsynth data (data/train-*)")
     return store.read_ledger().questions
-
-
-def _storage_env(store: OutputStore) -> dict[str, Any]:
-    """Actor options giving workers on every node the driver's storage settings (``AWS_*``,
-    ``FSSPEC_*``, ...; ``orchestrator.output.storage``): they open ``--out`` as the driver does."""
-    env = store.worker_env()
-    return {"runtime_env": {"env_vars": env}} if env else {}
-
-
-def ensure_ray(num_cpus: int | None = None) -> bool:
-    """Connect to RAY_ADDRESS if set, else start a local Ray on loopback. True if started here."""
-    if ray.is_initialized():
-        return False
-    address = os.environ.get("RAY_ADDRESS")
-    kwargs: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": True}
-    on_sigterm = signal.getsignal(signal.SIGTERM)
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        # address="local": a private Ray, never a cluster some other process started here
-        # (RAY_ADDRESS=auto joins that one; Ray Jobs set RAY_ADDRESS for their drivers).
-        # Agents and session dirs of earlier private Rays whose driver was killed go first.
-        ray_leftovers.sweep(get_default_ray_temp_dir())
-        with quiet_private_start():  # Ray warnings a user cannot act on (ray_output.py)
-            ray.init(
-                address="local", num_cpus=num_cpus, include_dashboard=False,
-                _node_ip_address="127.0.0.1", **kwargs,
-            )  # fmt: skip
-        ray_leftovers.record(ray_leftovers.current_session_dir())
-    # ray.init makes SIGTERM a sys.exit; keep the caller's handler (the CLI stops like Ctrl-C
-    # on it, which is what `ray job stop` sends a job's driver).
-    if callable(on_sigterm) and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_sigterm)
-    return True
 
 
 def run_job(
@@ -184,6 +138,38 @@ def _run_locked(
             f"--max-cost needs the teacher's price: model {cfg.teacher.model if cfg.teacher else None!r}"
             " is not in the price table; set teacher.price {input_per_m, output_per_m}"
         )
+    joins = ray.is_initialized() or bool(os.environ.get("RAY_ADDRESS"))
+    on_startup("connecting to Ray" if joins else "starting Ray")
+    ray_start = RayStart()  # comes up while the output, seeds and teacher are checked
+    try:
+        return _prepared_run(
+            cfg, seeds, store, lock, ray_start, started, price, api_key=api_key,
+            on_progress=on_progress, allow_config_change=allow_config_change, poll_s=poll_s,
+            telemetry=telemetry, on_startup=on_startup, preflight=preflight,
+            retry_length_rejected=retry_length_rejected,
+        )  # fmt: skip
+    finally:
+        ray_start.abandon_unless_joined()
+
+
+def _prepared_run(
+    cfg: PipelineConfig,
+    seeds: Seeds,
+    store: OutputStore,
+    lock: OutputLock,
+    ray_start: RayStart,
+    started: float,
+    price: Price | None,
+    *,
+    api_key: str | None,
+    on_progress: ProgressFn | None,
+    allow_config_change: bool,
+    poll_s: float,
+    telemetry: bool,
+    on_startup: StartupFn,
+    preflight: bool,
+    retry_length_rejected: bool,
+) -> dict[str, Any]:
     store.prepare()
     store.cleanup()
     rebuilt = check_configuration(store, cfg, allow_config_change)
@@ -211,32 +197,14 @@ def _run_locked(
         done = {seed: o for seed, o in outcomes.items() if o in DONE}  # failed ones run again
         finalizer.add(cid, done, store.candidate_rows(cid), ledger.failures)
 
-    joins = ray.is_initialized() or bool(os.environ.get("RAY_ADDRESS"))
-    on_startup("connecting to Ray" if joins else "starting Ray")
-    started_ray = ensure_ray()
+    started_ray = ray_start.join()
     if cfg.teacher is not None and cfg.teacher.kind == "vllm":
         on_startup("starting the teacher replicas")
-    teacher_pool = _start_teacher_pool(cfg, started_ray)  # kind vllm: replicas before workers
-    pinned = on_driver_node()  # job state lives with the driver (orchestrator.engine.placement)
     if cfg.decontamination.enabled:
         on_startup("building the decontamination index")
     contamination = (
         ray.put(build_index(cfg.decontamination)) if cfg.decontamination.enabled else None
     )
-    on_startup("starting the job's actors")
-    try:  # named per output dir: ``mathsynth watch`` and other drivers find it
-        metrics = start_hub(store.url, export=telemetry, options=pinned)
-    except ValueError as err:
-        raise FatalRunError(f"another live run is writing into {store.url}: {err}") from None
-    cfg, limits = _resolved_limits(cfg)
-    limiter = (  # one per job: hosted-API limits shared by every worker (teacher/ratelimit.py)
-        RateLimiter.options(**pinned).remote(limits.model_dump()) if limits is not None else None
-    )
-    directory_name = publish(  # orchestrator.engine.job_directory: why by name
-        metrics, hub_name(store.url),
-        JobActors(metrics, [contamination] if contamination is not None else None, limiter,
-                  teacher_pool.supervisor if teacher_pool else None),
-    )  # fmt: skip
     replies = None
     if run.reply_log and cfg.teacher is not None:  # answered requests are never sent again
         replies = ReplyIndex([store, *(OutputStore(d) for d in run.reuse_replies)])
@@ -253,14 +221,12 @@ def _run_locked(
                 yield seed
 
     feed = ChunkFeed(pending(), run.commit_every_seeds, run.max_chunk_seeds, run.chunk_target_s)
-    n_chunks = math.ceil(n_pending / run.commit_every_seeds)
-    n_workers = _size_workers(cfg, n_chunks, teacher_pool, started_ray)
-    workers = [
-        GenerationWorker.options(**worker_options(run), **_storage_env(store)).remote(
-            f"worker-{i}", cfg.model_dump_json(), store.url, directory_name, api_key
-        )
-        for i in range(n_workers)
-    ]
+    on_startup("starting the job's actors")
+    actors = RunActors.start(
+        cfg, store, api_key=api_key, n_chunks=math.ceil(n_pending / run.commit_every_seeds),
+        contamination=contamination, telemetry=telemetry, started_ray=started_ray,
+    )  # fmt: skip
+    workers, metrics, teacher_pool = actors.workers, actors.metrics, actors.pool
     batched = cfg.teacher is not None and cfg.teacher.kind == "openai-batch"
     target = cfg.teacher.batch.max_requests if batched and cfg.teacher else run.concurrency
     budget = CostBudget(run.max_cost_usd, price) if run.max_cost_usd and price else None
@@ -292,13 +258,8 @@ def _run_locked(
         finalizer.advance()
         finalizer.commit()  # what every earlier seed allows; the rest stays a candidate
         snapshot = dispatch._push_finalizer()
-        if not state.interrupted:  # (a worker that cannot come back does not answer)
-            closing = [w.shutdown.remote() for w in workers]
-            ray.wait(closing, num_returns=len(closing), timeout=10)
-        for actor in [*workers, metrics, *([limiter] if limiter else [])]:
-            ray.kill(actor)
+        replicas = actors.stop(snapshot, state.interrupted)
         store.cleanup()  # rejected/side files of commits a dead worker never finished
-        replicas = _stop_teacher_pool(teacher_pool, snapshot)
         if started_ray:
             ray.shutdown()
     state.chunks_total = feed.handed
@@ -322,60 +283,7 @@ def _run_locked(
     return summary
 
 
-def _resolved_limits(cfg: PipelineConfig) -> tuple[PipelineConfig, RateLimits | None]:
-    """The teacher's rate limits with ``learn_from_headers`` decided for its URL, in the config
-    the workers get, and the limits a ``RateLimiter`` must enforce (None: no limiter, e.g. a
-    self-hosted server without configured limits, or the Batch API)."""
-    teacher = cfg.teacher
-    if teacher is None or teacher.kind == "openai-batch":
-        return cfg, None
-    learn = teacher.limits.learns(teacher.base_url)
-    limits = teacher.limits.model_copy(update={"learn_from_headers": learn})
-    cfg = cfg.model_copy(update={"teacher": teacher.model_copy(update={"limits": limits})})
-    return cfg, limits if limits.configured() or learn else None
-
-
 def _final_state(state: JobState) -> str:
     if state.interrupted:
         return "interrupted"
     return "failed" if state.fatal else "stopped" if state.stopped else "finished"
-
-
-def _start_teacher_pool(cfg: PipelineConfig, started_ray: bool) -> ReplicaPool | None:
-    """``teacher.kind: vllm``: start the replicas (returns once one is healthy)."""
-    if cfg.teacher is None or cfg.teacher.kind != "vllm":
-        return None
-    try:
-        return ReplicaPool(cfg.teacher).start()
-    except TeacherSetupError as err:
-        if started_ray:
-            ray.shutdown()
-        raise FatalRunError(f"the teacher replicas did not start: {err}") from None
-
-
-def _size_workers(
-    cfg: PipelineConfig, n_chunks: int, pool: ReplicaPool | None, started_ray: bool
-) -> int:
-    """Workers to start (``orchestrator.engine.capacity``); on ``CapacityError`` what this run
-    started is stopped first."""
-    try:
-        return job_workers(cfg.run, n_chunks, cfg.teacher if pool is not None else None)
-    except CapacityError:
-        if pool is not None:
-            pool.shutdown()
-        if started_ray:
-            ray.shutdown()
-        raise
-
-
-def _stop_teacher_pool(pool: ReplicaPool | None, snapshot: dict[str, Any]) -> Any:
-    """Stop the replicas; their state and the workers' re-send counts, for the summary."""
-    if pool is None:
-        return None
-    try:
-        status = pool.status()
-    except ray.exceptions.RayError:  # the supervisor is gone; shutdown still kills replicas
-        status = []
-    pool.shutdown()
-    counts = snapshot.get("counters", {}).get("teacher_replicas", {})
-    return {"replicas": status, **counts}

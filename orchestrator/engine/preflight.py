@@ -43,7 +43,7 @@ def workers_load_method(cfg: PipelineConfig) -> Iterator[None]:
     if cfg.kind in BUILTINS:
         yield
         return
-    from orchestrator.engine.driver import ensure_ray
+    from orchestrator.engine.ray_session import ensure_ray
 
     started = ensure_ray()
     try:

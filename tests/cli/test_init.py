@@ -30,10 +30,13 @@ def test_init_then_run(tmp_path: Path) -> None:
         "pipeline.yaml", "prompts/question.j2", "prompts/solve.j2", "seeds.jsonl",
         "word_problems_method.py",
     ]  # fmt: skip
+    # small final commits, so the dataset gets several shards (one schema across them)
+    pipeline = folder / "pipeline.yaml"
+    pipeline.write_text(pipeline.read_text().replace("run:\n", "run:\n  final_commit_rows: 3\n"))
     # from another directory, with the paths as `init` printed them
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    with ScriptedServer(reply=scaffold_reply) as srv:
+    with ScriptedServer(reply=scaffold_reply, known_models=["s"]) as srv:
         code, out = run_cli(
             "run", "../word-problems/pipeline.yaml", "--out", "out", "--base-url", srv.base_url,
             "--model", "s", "--no-progress", cwd=elsewhere, timeout=300,

@@ -58,7 +58,7 @@ def test_custom_method_through_the_command_line(tmp_path: Path) -> None:
     p = tmp_path / "p.yaml"
     p.write_text(yaml.safe_dump(pipeline("doubler_method:METHOD", seeds, factor=3)))
     out = tmp_path / "out"
-    with ScriptedServer(reply=doubler_reply) as srv:
+    with ScriptedServer(reply=doubler_reply, known_models=["s"]) as srv:
         code, output = run_cli(
             "run", str(p), "--out", str(out), "--base-url", srv.base_url, "--model", "s",
             "--no-progress", pythonpath=[plugins],
@@ -67,7 +67,7 @@ def test_custom_method_through_the_command_line(tmp_path: Path) -> None:
         assert srv.request_count == 6  # one per seed
     check_output(out, tmp_path, factor=3)
     # the same command resumes: nothing left to ask
-    with ScriptedServer(reply=doubler_reply) as srv:
+    with ScriptedServer(reply=doubler_reply, known_models=["s"]) as srv:
         code, output = run_cli(
             "run", str(p), "--out", str(out), "--base-url", srv.base_url, "--model", "s",
             "--no-progress", pythonpath=[plugins],
@@ -94,7 +94,7 @@ def test_custom_method_from_a_script_with_the_api(tmp_path: Path) -> None:
     (tmp_path / "elsewhere").mkdir()
     out = tmp_path / "out"
     config: dict[str, Any] = pipeline("doubler", seeds, factor=5)
-    with ScriptedServer(reply=doubler_reply) as srv:
+    with ScriptedServer(reply=doubler_reply, known_models=["scripted"]) as srv:
         done = run_script(
             f"""
             import json

@@ -13,7 +13,7 @@ def make_config(base_url: str, **tinygsm: Any) -> PipelineConfig:
     overrides = {
         "teacher": {"base_url": base_url, "model": "scripted", "max_attempts": 4,
                     "backoff_initial_s": 0.05, "backoff_max_s": 0.2, "read_timeout_s": 5},
-        "run": {"workers": 2, "concurrency": 4, "commit_every_seeds": 3},
+        "run": {"workers": 2, "concurrency": 4, "commit_every_seeds": 3, "final_commit_rows": 5},
         "tinygsm": {"problems_per_seed": 6, **tinygsm},
         "decontamination": {"enabled": False},  # its benchmarks come from the hub
     }  # fmt: skip

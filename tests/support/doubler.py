@@ -54,7 +54,8 @@ def pipeline(kind: str, seeds: Path, factor: int = 3, **extra: Any) -> dict[str,
         "name": "doubler-test", "kind": kind, "seeds": {"path": str(seeds)},
         "doubler": {"factor": factor},
         "decontamination": {"enabled": False},
-        "run": {"workers": 2, "concurrency": 2, "commit_every_seeds": 2},
+        # small final commits: the dataset gets several shards (one schema across them)
+        "run": {"workers": 2, "concurrency": 2, "commit_every_seeds": 2, "final_commit_rows": 2},
         **extra,
     }  # fmt: skip
 

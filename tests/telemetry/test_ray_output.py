@@ -21,7 +21,7 @@ RAY_LINE = (
 
 SCRIPT = """
 import ray
-from orchestrator.engine.driver import ensure_ray
+from orchestrator.engine.ray_session import ensure_ray
 from orchestrator.telemetry.ray_output import plain_streams
 
 plain_streams()

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("ray_local")
 
 def make_config(**section: Any) -> PipelineConfig:
     overrides = {
-        "run": {"workers": 2, "commit_every_seeds": 2},
+        "run": {"workers": 2, "commit_every_seeds": 2, "final_commit_rows": 500},
         "arithmetic": {"size": 3000, "items_per_shard": 250, **section},
     }
     cfg, builtin = build_config("arithmetic", overrides)

@@ -40,7 +40,7 @@ def make_config(base_url: str, **section: Any) -> PipelineConfig:
     overrides = {
         "teacher": {"base_url": base_url, "model": "scripted", "max_attempts": 2,
                     "backoff_initial_s": 0.05, "read_timeout_s": 10},
-        "run": {"workers": 2, "concurrency": 16, "commit_every_seeds": 2},
+        "run": {"workers": 2, "concurrency": 16, "commit_every_seeds": 2, "final_commit_rows": 4},
         "sandbox": {"wall_time_s": 5, "cpu_time_s": 5},
         "mumath_code": {"samples_per_question": N, "max_tool_calls": MAX_CALLS,
                         "agreement_threshold": THRESHOLD,

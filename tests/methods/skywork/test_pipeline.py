@@ -37,7 +37,7 @@ def make_config(base_url: str, **skywork: Any) -> PipelineConfig:
     overrides = {
         "teacher": {"base_url": base_url, "model": "scripted", "max_attempts": 2,
                     "backoff_initial_s": 0.05, "read_timeout_s": 5},
-        "run": {"workers": 2, "concurrency": 4, "commit_every_seeds": 3},
+        "run": {"workers": 2, "concurrency": 4, "commit_every_seeds": 3, "final_commit_rows": 5},
         "skywork": {"problems_per_seed": 6, "evol_steps": 3, **skywork},
     }  # fmt: skip
     cfg, builtin = build_config("skywork", overrides)

@@ -1,0 +1,99 @@
+"""The run's Ray: joined (``RAY_ADDRESS``) or started privately on 127.0.0.1, in the background.
+
+``ensure_ray`` connects to the cluster in ``RAY_ADDRESS`` if set, else starts a private local
+Ray on loopback (sweeping what killed earlier private Rays left, ``ray_leftovers``) with the
+start-up warnings a user cannot act on silenced (``telemetry.ray_output``). ``RayStart`` runs
+it on a thread, so the few seconds Ray takes to come up overlap the driver's own start-up
+(reading the output, counting seeds, checking the teacher, loading dedup state); ``join``
+waits for it and re-raises what it raised. Ray is process-wide: the driver's later calls from
+the main thread use the connection the thread made.
+
+It schedules nothing and starts no actor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from typing import Any
+
+import ray
+from ray._common.utils import get_default_ray_temp_dir
+
+from orchestrator.engine import ray_leftovers
+from orchestrator.telemetry.ray_output import quiet_private_start
+
+__all__ = ["RayStart", "ensure_ray"]
+
+
+def ensure_ray(num_cpus: int | None = None) -> bool:
+    """Connect to RAY_ADDRESS if set, else start a local Ray on loopback. True if started here."""
+    if ray.is_initialized():
+        return False
+    address = os.environ.get("RAY_ADDRESS")
+    kwargs: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": True}
+    on_sigterm = signal.getsignal(signal.SIGTERM)
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        # address="local": a private Ray, never a cluster some other process started here
+        # (RAY_ADDRESS=auto joins that one; Ray Jobs set RAY_ADDRESS for their drivers).
+        # Agents and session dirs of earlier private Rays whose driver was killed go first.
+        ray_leftovers.sweep(get_default_ray_temp_dir())
+        with quiet_private_start():  # Ray warnings a user cannot act on (ray_output.py)
+            ray.init(
+                address="local", num_cpus=num_cpus, include_dashboard=False,
+                _node_ip_address="127.0.0.1", **kwargs,
+            )  # fmt: skip
+        ray_leftovers.record(ray_leftovers.current_session_dir())
+    # ray.init makes SIGTERM a sys.exit; keep the caller's handler (the CLI stops like Ctrl-C
+    # on it, which is what `ray job stop` sends a job's driver).
+    if callable(on_sigterm) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)
+    return True
+
+
+class RayStart:
+    """``ensure_ray`` on a background thread (module docstring)."""
+
+    def __init__(self) -> None:
+        self._started = False
+        self._joined = False
+        self._error: BaseException | None = None
+        # ray.init off the main thread sets no SIGTERM handler and says so: the CLI has its own
+        logging.getLogger("ray._private.worker").addFilter(_no_sigterm_note)
+        self._thread = threading.Thread(target=self._start, name="mathsynth-ray", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            self._started = ensure_ray()
+        except BaseException as err:  # handed to the caller in join()
+            self._error = err
+
+    def join(self) -> bool:
+        """Wait for Ray; True if this process started it (and so must shut it down)."""
+        self._thread.join()
+        self._joined = True
+        logging.getLogger("ray._private.worker").removeFilter(_no_sigterm_note)
+        if self._error is not None:
+            raise self._error
+        return self._started
+
+    def abandon_unless_joined(self) -> None:
+        """When the run stopped before it used Ray (bad input found meanwhile): wait for the
+        start, then shut down what it started. Nothing once ``join`` was called."""
+        if self._joined:
+            return
+        try:
+            started = self.join()
+        except BaseException:  # noqa: BLE001 (the run is failing for another reason already)
+            return
+        if started:
+            ray.shutdown()
+
+
+def _no_sigterm_note(record: logging.LogRecord) -> bool:
+    return "SIGTERM handler is not set" not in record.getMessage()
