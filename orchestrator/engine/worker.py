@@ -106,7 +106,9 @@ class GenerationWorker:
             self._ctx = StepContext(
                 teacher=client,
                 request_slots=CountingSemaphore(in_flight_cap(teacher, run.concurrency)),
-                executor=BatchingExecutor(Sandbox(self.cfg.sandbox), run.sandbox_concurrency),
+                executor=BatchingExecutor(  # made on the first program (lazily)
+                    lambda: Sandbox(self.cfg.sandbox), run.sandbox_concurrency
+                ),
                 limiter=limiter,
                 replies=ReplyWriter(self.store, run.reply_flush_s) if run.reply_log else None,
             )

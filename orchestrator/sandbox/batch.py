@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from .result import ExecResult
 from .runner import Sandbox
@@ -26,14 +27,22 @@ class BatchingExecutor:
     ``slots`` is how busy they are).
     """
 
-    def __init__(self, sandbox: Sandbox, slots: int = 2) -> None:
-        self.sandbox = sandbox
+    def __init__(self, sandbox: Sandbox | Callable[[], Sandbox], slots: int = 2) -> None:
+        """``sandbox``, or a function making it on the first program (a pipeline that runs
+        no program never probes isolation or starts runners)."""
+        self._sandbox = sandbox
         self.slots = asyncio.Semaphore(slots)
         self.n_slots = slots
         self.queued = 0
         self.running = 0
         self._busy_s = 0.0  # slot-seconds up to ``_mark``
         self._mark = time.monotonic()
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if not isinstance(self._sandbox, Sandbox):
+            self._sandbox = self._sandbox()
+        return self._sandbox
 
     def load(self) -> dict[str, float]:
         """What the executor is doing now (class doc)."""
