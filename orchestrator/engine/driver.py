@@ -30,6 +30,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from orchestrator.engine.finalize import Finalizer
 from orchestrator.engine.ray_session import RayStart
 from orchestrator.engine.rebuild import check_configuration
 from orchestrator.engine.run_actors import RunActors
-from orchestrator.methods.catalog import fingerprint
+from orchestrator.methods.catalog import fingerprint, row_schema
 from orchestrator.output.accounting import SUMMED, RunLog, write_summary
 from orchestrator.output.card import write_card
 from orchestrator.output.ledger import DONE
@@ -106,81 +107,58 @@ def run_job(
     ``retry_length_rejected``: seeds rejected only for ``length`` are run again
     (``orchestrator.output.length_rejected``; they are final otherwise). Raises
     ``OutputLocked`` while another run writes into ``out_dir``."""
+    opts = _Options(api_key, on_progress, allow_config_change, poll_s, telemetry, on_startup,
+                    preflight, retry_length_rejected)  # fmt: skip
     on_startup("reading the output directory")
-    store = OutputStore(out_dir)
+    store = OutputStore(out_dir, row_schema(cfg))  # the finalizer writes the method's rows
     with OutputLock(store.storage) as lock:  # before anything on storage changes
-        return _run_locked(
-            cfg, seeds, store, lock, api_key=api_key, on_progress=on_progress,
-            allow_config_change=allow_config_change, poll_s=poll_s, telemetry=telemetry,
-            on_startup=on_startup, preflight=preflight, retry_length_rejected=retry_length_rejected,
-        )  # fmt: skip
+        price = price_for(cfg.teacher.model, cfg.teacher.price) if cfg.teacher else None
+        if cfg.run.max_cost_usd and price is None:
+            model = cfg.teacher.model if cfg.teacher else None
+            raise ConfigError(
+                f"--max-cost needs the teacher's price: model {model!r} is not in the price "
+                "table; set teacher.price {input_per_m, output_per_m}"
+            )
+        joins = ray.is_initialized() or bool(os.environ.get("RAY_ADDRESS"))
+        on_startup("connecting to Ray" if joins else "starting Ray")
+        ray_start = RayStart()  # comes up while the output, seeds and teacher are checked
+        try:
+            return _run(cfg, seeds, store, lock, ray_start, price, opts)
+        finally:
+            ray_start.abandon_unless_joined()
 
 
-def _run_locked(
-    cfg: PipelineConfig,
-    seeds: Seeds,
-    store: OutputStore,
-    lock: OutputLock,
-    *,
-    api_key: str | None,
-    on_progress: ProgressFn | None,
-    allow_config_change: bool,
-    poll_s: float,
-    telemetry: bool,
-    on_startup: StartupFn,
-    preflight: bool,
-    retry_length_rejected: bool,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Options:
+    """``run_job``'s keyword arguments (see its docstring)."""
+
+    api_key: str | None
+    on_progress: ProgressFn | None
+    allow_config_change: bool
+    poll_s: float
+    telemetry: bool
+    on_startup: StartupFn
+    preflight: bool
+    retry_length_rejected: bool
+
+
+def _run(
+    cfg: PipelineConfig, seeds: Seeds, store: OutputStore, lock: OutputLock,
+    ray_start: RayStart, price: Price | None, opts: _Options,
+) -> dict[str, Any]:  # fmt: skip
     started = time.time()
-    price = price_for(cfg.teacher.model, cfg.teacher.price) if cfg.teacher else None
-    if cfg.run.max_cost_usd and price is None:
-        raise ConfigError(
-            f"--max-cost needs the teacher's price: model {cfg.teacher.model if cfg.teacher else None!r}"
-            " is not in the price table; set teacher.price {input_per_m, output_per_m}"
-        )
-    joins = ray.is_initialized() or bool(os.environ.get("RAY_ADDRESS"))
-    on_startup("connecting to Ray" if joins else "starting Ray")
-    ray_start = RayStart()  # comes up while the output, seeds and teacher are checked
-    try:
-        return _prepared_run(
-            cfg, seeds, store, lock, ray_start, started, price, api_key=api_key,
-            on_progress=on_progress, allow_config_change=allow_config_change, poll_s=poll_s,
-            telemetry=telemetry, on_startup=on_startup, preflight=preflight,
-            retry_length_rejected=retry_length_rejected,
-        )  # fmt: skip
-    finally:
-        ray_start.abandon_unless_joined()
-
-
-def _prepared_run(
-    cfg: PipelineConfig,
-    seeds: Seeds,
-    store: OutputStore,
-    lock: OutputLock,
-    ray_start: RayStart,
-    started: float,
-    price: Price | None,
-    *,
-    api_key: str | None,
-    on_progress: ProgressFn | None,
-    allow_config_change: bool,
-    poll_s: float,
-    telemetry: bool,
-    on_startup: StartupFn,
-    preflight: bool,
-    retry_length_rejected: bool,
-) -> dict[str, Any]:
+    api_key, on_startup = opts.api_key, opts.on_startup
     store.prepare()
     store.cleanup()
-    rebuilt = check_configuration(store, cfg, allow_config_change)
+    rebuilt = check_configuration(store, cfg, opts.allow_config_change)
     ledger = store.read_ledger()
     finished = ledger.finished
-    if retry_length_rejected:  # after raising the budget (orchestrator.output.length_rejected)
+    if opts.retry_length_rejected:  # after raising the budget (orchestrator.output.length_rejected)
         finished = finished - length_rejected(store, ledger.outcomes)
     total = len(seeds)  # reads a streamed seed file once (and finds a bad row now)
     n_pending = sum(1 for s in seeds if s.id not in finished)
     run = cfg.run
-    if preflight and n_pending and cfg.teacher is not None:
+    if opts.preflight and n_pending and cfg.teacher is not None:
         on_startup("checking the teacher")
         for warning in check_teacher(cfg.teacher, api_key):
             log.warning(warning)
@@ -224,7 +202,7 @@ def _prepared_run(
     on_startup("starting the job's actors")
     actors = RunActors.start(
         cfg, store, api_key=api_key, n_chunks=math.ceil(n_pending / run.commit_every_seeds),
-        contamination=contamination, telemetry=telemetry, started_ray=started_ray,
+        contamination=contamination, telemetry=opts.telemetry, started_ray=started_ray,
     )  # fmt: skip
     workers, metrics, teacher_pool = actors.workers, actors.metrics, actors.pool
     batched = cfg.teacher is not None and cfg.teacher.kind == "openai-batch"
@@ -238,16 +216,16 @@ def _prepared_run(
         live.update(cost_usd=view.get("cost_usd"), elapsed_s=round(time.time() - started, 2))
         run_log.write({**run_info, "state": "running", "seeds_read": total, **live}, False)
 
-    progress = ProgressFile(store).update if telemetry else None
-    sink = progress_sink(on_progress, progress, record)
-    if telemetry:
+    progress = ProgressFile(store).update if opts.telemetry else None
+    sink = progress_sink(opts.on_progress, progress, record)
+    if opts.telemetry:
         state.cluster = ClusterState(
             {f"worker-{i}": w for i, w in enumerate(workers)},
             supervisor=teacher_pool.supervisor if teacher_pool else None,
         )
     dispatch = Dispatch(
         workers, feed, finalizer, store, state, metrics, target_in_flight=target,
-        pending_total=n_pending, price=price, on_progress=sink, poll_s=poll_s, lock=lock,
+        pending_total=n_pending, price=price, on_progress=sink, poll_s=opts.poll_s, lock=lock,
         replies=replies, budget=budget, stopper=FailureStop(run.stop_after_failures),
     )  # fmt: skip
     try:

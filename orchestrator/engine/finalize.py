@@ -13,8 +13,8 @@ already in the output (earlier runs) and in ``dedup.against`` datasets are loade
 always win. A seed that failed (retried on the next run) is finalized as failed; when its retry
 succeeds later, its rows are deduplicated against everything final by then.
 
-Final commits are made by size or time (``final_commit_rows`` / ``final_commit_s``) and at the
-end of the run; a final commit names the candidate commits it used up, which are then removed.
+Final commits are made by size or time (``final_commit_rows``, at a seed's boundary, /
+``final_commit_s``) and at the end of the run; a final commit names the candidate commits it used up, which are then removed.
 Rows of seeds still waiting for an earlier seed stay in memory (and in their candidate commit on
 storage, so a killed run loses nothing).
 
@@ -156,8 +156,6 @@ class Finalizer:
                     dropped[i] = ("near_dedup:near_duplicate", holder)
                     self.counters.add("near_dedup", "dropped:near_duplicate")
             self.counters.add("near_dedup", "kept", sum(v is None for v in verdicts))
-        if self.batch_since is None:
-            self.batch_since = time.monotonic()
         position = 0
         for seed, finished in run:
             kept = 0
@@ -172,10 +170,14 @@ class Finalizer:
                     self.batch.rejected.append(
                         {**row, "reject_reason": reason, "reject_detail": holder}
                     )
+            if self.batch_since is None:
+                self.batch_since = time.monotonic()
             self.batch.seeds[seed] = _final_outcome(finished.outcome, kept)
             if finished.failure is not None:
                 self.batch.failures[seed] = finished.failure
             self._seed_final(finished.candidate, seed)
+            if len(self.batch.rows) >= self.commit_rows:  # a long run of seeds: several shards
+                self.commit()
 
     def _seed_final(self, cid: str, seed: str) -> None:
         left = self.remaining[cid]
