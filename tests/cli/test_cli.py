@@ -73,6 +73,10 @@ def test_ctrl_c_leaves_output_consistent_and_rerun_resumes(
         assert 0 < len(finished) < n_seeds
         summary = json.loads((out / "summary.json").read_text())
         assert summary["interrupted"] is True
+        # the interrupted run's outcomes are what its commits recorded
+        recorded = OutputStore(out).read_ledger().outcomes
+        ran = summary["seeds_accepted"] + summary["seeds_rejected"] + summary["seeds_failed"]
+        assert ran == len(recorded) and summary["state"] == "interrupted"
         # re-running the same command asks the teacher only about seeds without a reply yet
         answered = logged_seeds(out)  # in the reply log, committed or not
         assert answered >= finished

@@ -125,3 +125,9 @@ def test_300_seeds_through_a_misbehaving_teacher_add_up(tmp_path: Path, gsm8k_tr
     assert totals["requests"] == summary["requests"] and totals["runs"] == 1
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk["totals"] == totals and on_disk["runs"][0]["run_id"] == summary["run_id"]
+    # a resume with nothing left to do adds a run and loses none of the history
+    again = run_job(cfg, seeds, out)
+    assert again["requests"] == 0 and again["seeds_skipped_already_finished"] == n_seeds
+    kept = ("requests", "completions", "prompt_tokens", "completion_tokens", "rows", "seeds")
+    assert {k: again["totals"][k] for k in kept} == {k: totals[k] for k in kept}
+    assert again["totals"]["runs"] == 2 and len(again["runs"]) == 2
