@@ -126,6 +126,7 @@ def run_job(
             return _run(cfg, seeds, store, lock, ray_start, price, opts)
         finally:
             ray_start.abandon_unless_joined()
+            ray_start.release()
 
 
 @dataclass(frozen=True)

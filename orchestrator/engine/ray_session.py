@@ -6,7 +6,9 @@ start-up warnings a user cannot act on silenced (``telemetry.ray_output``). ``Ra
 it on a thread, so the few seconds Ray takes to come up overlap the driver's own start-up
 (reading the output, counting seeds, checking the teacher, loading dedup state); ``join``
 waits for it and re-raises what it raised. Ray is process-wide: the driver's later calls from
-the main thread use the connection the thread made.
+the main thread use the connection the thread made. The thread that started a private Ray stays
+alive until ``release`` (after ``ray.shutdown``): Ray starts its GCS and raylet with a
+parent-death signal, which Linux sends when the *thread* that started them ends.
 
 It schedules nothing and starts no actor.
 """
@@ -62,6 +64,8 @@ class RayStart:
         self._started = False
         self._joined = False
         self._error: BaseException | None = None
+        self._ready = threading.Event()
+        self._released = threading.Event()
         # ray.init off the main thread sets no SIGTERM handler and says so: the CLI has its own
         logging.getLogger("ray._private.worker").addFilter(_no_sigterm_note)
         self._thread = threading.Thread(target=self._start, name="mathsynth-ray", daemon=True)
@@ -72,15 +76,24 @@ class RayStart:
             self._started = ensure_ray()
         except BaseException as err:  # handed to the caller in join()
             self._error = err
+        finally:
+            self._ready.set()
+        if self._started:  # Ray's processes die with the thread that started them
+            self._released.wait()
 
     def join(self) -> bool:
-        """Wait for Ray; True if this process started it (and so must shut it down)."""
-        self._thread.join()
+        """Wait for Ray; True if this process started it (and so must shut it down, then
+        ``release``)."""
+        self._ready.wait()
         self._joined = True
         logging.getLogger("ray._private.worker").removeFilter(_no_sigterm_note)
         if self._error is not None:
             raise self._error
         return self._started
+
+    def release(self) -> None:
+        """After ``ray.shutdown``: the starting thread may end."""
+        self._released.set()
 
     def abandon_unless_joined(self) -> None:
         """When the run stopped before it used Ray (bad input found meanwhile): wait for the
@@ -93,6 +106,7 @@ class RayStart:
             return
         if started:
             ray.shutdown()
+        self.release()
 
 
 def _no_sigterm_note(record: logging.LogRecord) -> bool:
