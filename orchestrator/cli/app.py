@@ -107,6 +107,8 @@ def run_pipeline(
             else None
         )
         step = display.step if display is not None else no_startup  # start-up, as it goes
+        if display is not None:  # the engine's warnings as lines of the display
+            stack.enter_context(display.showing_warnings("orchestrator", "mathsynth"))
         step("loading seeds")
         seeds = resolve_seeds(cfg, seeds_spec)
         if api_key is None and cfg.teacher is not None:

@@ -7,8 +7,11 @@ whose worker died is handed out again minus the seeds it already committed, whos
 commit is read back from storage for the finalizer (``orchestrator.engine.recovery``); a worker
 being restarted gets no chunk until it answers. A fatal teacher error (bad key), the first seeds
 all failing one persistent way (``orchestrator.engine.failure_stop``), a lost output lock or a
-worker's storage error stops every worker; Ctrl-C (or SIGTERM) asks every worker to commit what it finished, and the results that
-come back are still finalized. Ray does the distribution; this module only decides which chunk
+worker's storage error stops every worker. Until a first seed works, chunks keep their first
+size and the failure stop is checked on every returned chunk, so a teacher that rejects every
+request costs about ``stop_after_failures`` seeds, not the whole seed list. Ctrl-C (or SIGTERM)
+asks every worker to commit what it finished, and the results that come back are still
+finalized. Ray does the distribution; this module only decides which chunk
 goes where next.
 
 It starts and stops no actor (``orchestrator.engine.driver`` does) and renders nothing.
@@ -160,7 +163,8 @@ class Dispatch:
             if self.replies is not None:  # what the dead worker was answered is reused
                 self.replies.scan()
             return
-        if len(chunk) == size:
+        armed = self.stopper is not None and not self.stopper.disarmed
+        if len(chunk) == size and not armed:  # chunks grow only once a seed has worked
             self.feed.finished(time.monotonic() - sent)
         node = result.get("node", "?")
         self.state.chunks_by_node[node] = self.state.chunks_by_node.get(node, 0) + 1
@@ -169,10 +173,17 @@ class Dispatch:
         if result["cid"] is not None:
             self.finalizer.add(result["cid"], result["seeds"], result["rows"], result["failures"])
             self.finalizer.advance()
-        if self.budget is not None:  # the worker pushed its counters before replying
-            self._check_budget(ray.get(self.metrics.snapshot.remote()))
+        if self.budget is not None or armed:  # the worker pushed its counters before replying
+            snapshot = ray.get(self.metrics.snapshot.remote())
+            self._check_budget(snapshot)
+            self._check_failures(snapshot)  # at once: later chunks may be all the rest
         if result["fatal"] and self.state.fatal is None:
             self._fail(result["fatal"])
+
+    def _check_failures(self, snapshot: dict[str, Any]) -> None:
+        why = self.stopper.check(snapshot) if self.stopper is not None else None
+        if why is not None and self.state.fatal is None:  # orchestrator.engine.failure_stop
+            self._fail(why)
 
     def _fail(self, why: str) -> None:
         """The run cannot go on: no new chunk; every worker commits what it finished."""
@@ -211,9 +222,7 @@ class Dispatch:
         self.state.deaths = {f"worker-{i}": n for i, n in self.health.deaths.items()}
         snapshot = self._push_finalizer()
         self._check_budget(snapshot)
-        why = self.stopper.check(snapshot) if self.stopper is not None else None
-        if why is not None and self.state.fatal is None:  # orchestrator.engine.failure_stop
-            self._fail(why)
+        self._check_failures(snapshot)
         gauges = snapshot.setdefault("gauges", {})  # rows the finalizer holds count as pending
         gauges["pending_commit"] = gauges.get("pending_commit", 0) + self.finalizer.pending_rows
         if self.on_progress is not None:

@@ -47,7 +47,7 @@ from orchestrator.engine.failure_stop import FailureStop
 from orchestrator.engine.finalize import Finalizer
 from orchestrator.engine.ray_session import RayStart
 from orchestrator.engine.rebuild import check_configuration
-from orchestrator.engine.run_actors import RunActors
+from orchestrator.engine.run_actors import RunActors, start_teacher_pool
 from orchestrator.methods.catalog import fingerprint, row_schema
 from orchestrator.output.accounting import SUMMED, RunLog, write_summary
 from orchestrator.output.card import write_card
@@ -176,14 +176,21 @@ def _run(
         done = {seed: o for seed, o in outcomes.items() if o in DONE}  # failed ones run again
         finalizer.add(cid, done, store.candidate_rows(cid), ledger.failures)
 
+    if not ray_start.ready:  # still starting in the background since the run began
+        on_startup("waiting for Ray to start")
     started_ray = ray_start.join()
     if cfg.teacher is not None and cfg.teacher.kind == "vllm":
         on_startup("starting the teacher replicas")
+    pool = start_teacher_pool(cfg, started_ray)
+    contamination = None
     if cfg.decontamination.enabled:
         on_startup("building the decontamination index")
-    contamination = (
-        ray.put(build_index(cfg.decontamination)) if cfg.decontamination.enabled else None
-    )
+        try:
+            contamination = ray.put(build_index(cfg.decontamination))
+        except BaseException:
+            if pool is not None:
+                pool.shutdown()
+            raise
     replies = None
     if run.reply_log and cfg.teacher is not None:  # answered requests are never sent again
         replies = ReplyIndex([store, *(OutputStore(d) for d in run.reuse_replies)])
@@ -204,6 +211,7 @@ def _run(
     actors = RunActors.start(
         cfg, store, api_key=api_key, n_chunks=math.ceil(n_pending / run.commit_every_seeds),
         contamination=contamination, telemetry=opts.telemetry, started_ray=started_ray,
+        pool=pool,
     )  # fmt: skip
     workers, metrics, teacher_pool = actors.workers, actors.metrics, actors.pool
     batched = cfg.teacher is not None and cfg.teacher.kind == "openai-batch"

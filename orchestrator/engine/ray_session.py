@@ -81,6 +81,11 @@ class RayStart:
         if self._started:  # Ray's processes die with the thread that started them
             self._released.wait()
 
+    @property
+    def ready(self) -> bool:
+        """Ray is up (or failed to come up): ``join`` returns at once."""
+        return self._ready.is_set()
+
     def join(self) -> bool:
         """Wait for Ray; True if this process started it (and so must shut it down, then
         ``release``)."""

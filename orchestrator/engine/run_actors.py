@@ -1,7 +1,8 @@
 """The actors of one run: started in order, stopped together.
 
-``RunActors.start`` brings up, on the run's Ray: the teacher replicas of ``teacher.kind: vllm``
-(before anything else: they hold the GPUs), the metrics hub (named per output directory; it
+``start_teacher_pool`` brings up the teacher replicas of ``teacher.kind: vllm`` (before
+anything else, the decontamination index included: they hold the GPUs, and a node without vLLM
+should stop the run at once). ``RunActors.start`` then brings up, on the run's Ray: the metrics hub (named per output directory; it
 also lists the run's other actors for the workers, ``orchestrator.engine.job_directory``), the
 job's ``RateLimiter`` only when hosted-API limits apply (configured, or learned from a hosted
 API's headers), and the generation workers, sized to what the cluster can hold
@@ -45,11 +46,10 @@ class RunActors:
     @classmethod
     def start(
         cls, cfg: PipelineConfig, store: OutputStore, *, api_key: str | None, n_chunks: int,
-        contamination: Any, telemetry: bool, started_ray: bool,
+        contamination: Any, telemetry: bool, started_ray: bool, pool: ReplicaPool | None,
     ) -> RunActors:  # fmt: skip
         """Start the run's actors (module docstring); ``contamination``: the decontamination
-        index's object ref, or None."""
-        pool = _start_teacher_pool(cfg, started_ray)  # kind vllm: replicas before workers
+        index's object ref, or None; ``pool``: the replicas ``start_teacher_pool`` started."""
         pinned = on_driver_node()  # job state lives with the driver (engine.placement)
         try:  # named per output dir: ``mathsynth watch`` and other drivers find it
             metrics = start_hub(store.url, export=telemetry, options=pinned)
@@ -103,8 +103,10 @@ def _resolved_limits(cfg: PipelineConfig) -> tuple[PipelineConfig, RateLimits | 
     return cfg, limits if limits.configured() or learn else None
 
 
-def _start_teacher_pool(cfg: PipelineConfig, started_ray: bool) -> ReplicaPool | None:
-    """``teacher.kind: vllm``: start the replicas (returns once one is healthy)."""
+def start_teacher_pool(cfg: PipelineConfig, started_ray: bool) -> ReplicaPool | None:
+    """``teacher.kind: vllm``: start the replicas (returns once one is healthy), first of all
+    the run's actors: a node without vLLM or a model that does not load stops the run before
+    anything else is built."""
     if cfg.teacher is None or cfg.teacher.kind != "vllm":
         return None
     try:

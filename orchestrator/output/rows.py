@@ -139,8 +139,11 @@ class RowSchema:
         data["solution"], data["messages"] = chat_form(
             record.question, own["solution"], own["messages"], record.code, record.answer
         )
-        data["sampling"] = data["sampling"] or None
-        struct = {n: _coerce(meta.pop(n), t) for n, t in self.meta_types.items() if n in meta}
+        sampling = data["sampling"]  # every field, as the row reads back from parquet
+        data["sampling"] = {n: sampling.get(n) for n in SAMPLING_TYPE.names} if sampling else None
+        struct = {
+            n: _coerce(meta.pop(n), t) if n in meta else None for n, t in self.meta_types.items()
+        }
         extra = json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str)
         data["meta"] = {**struct, "extra": extra if meta else None}
         return {name: data.get(name) for name in schema.names}

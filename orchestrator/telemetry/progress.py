@@ -14,11 +14,14 @@ the view's order. Nothing here holds counters or talks to Ray.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import logging
 import sys
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import Any, Literal, TextIO
 
 from rich.console import Console
@@ -224,6 +227,27 @@ class ProgressDisplay:
         else:
             self.console.print(text, highlight=False, markup=False, soft_wrap=True)
 
+    def warn(self, text: str) -> None:
+        """A warning the run goes on after: a line like every other one (timestamped in plain
+        mode), on stderr beside ``--json``'s event stream."""
+        if self.mode == "json":
+            print(f"warning: {text}", file=sys.stderr, flush=True)
+        else:
+            self.note(f"[warning] {text}")
+
+    @contextlib.contextmanager
+    def showing_warnings(self, *loggers: str) -> Iterator[None]:
+        """Route WARNING-and-above records of ``loggers`` to ``warn`` while inside."""
+        handler = _WarningHandler(self)
+        targets = [logging.getLogger(name) for name in loggers]
+        for logger in targets:
+            logger.addHandler(handler)
+        try:
+            yield
+        finally:
+            for logger in targets:
+                logger.removeHandler(handler)
+
     def emit(self, event: dict[str, Any]) -> None:
         self.stream.write(dumps(event) + "\n")
         self.stream.flush()
@@ -231,6 +255,15 @@ class ProgressDisplay:
     def finish(self, summary: dict[str, Any]) -> None:
         if self.mode == "json":
             self.emit(summary_event(summary))
+
+
+class _WarningHandler(logging.Handler):
+    def __init__(self, display: ProgressDisplay) -> None:
+        super().__init__(logging.WARNING)
+        self.display = display
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.display.warn(record.getMessage())
 
 
 class ProgressFile:

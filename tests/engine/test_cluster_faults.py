@@ -80,8 +80,24 @@ def test_requeued_chunk_skips_seeds_a_dead_worker_already_committed(tmp_path: Pa
     chunk = [s.to_dict() for s in seeds]
     finalizer = Finalizer(store, job_config("http://x", RUN), [s.id for s in seeds])
     assert recover(chunk, store, finalizer) == chunk[2:]
-    assert finalizer.known(cid) and recover(chunk, store, finalizer) == chunk[2:]  # once
+    assert finalizer.known(cid)
     assert finalizer.advance() == 2 and [r["id"] for r in finalizer.batch.rows] == ["r0"]
+
+
+def test_recovery_reruns_a_seed_whose_failed_attempt_is_an_earlier_runs_commit(
+    tmp_path: Path,
+) -> None:
+    """A commit the finalizer already holds (here: an earlier run's, whose failed seed is
+    retried in this chunk) is not the dead worker's: its failed seed runs again."""
+    store = OutputStore(tmp_path / "out")
+    store.prepare()
+    seeds = synthetic_seeds(3)
+    cid, _ = store.write_candidates(Commit(seeds={seeds[0].id: "failed"}, rows=[]))
+    finalizer = Finalizer(store, job_config("http://x", RUN), [s.id for s in seeds])
+    ledger = store.read_ledger(with_questions=False)
+    finalizer.add(cid, ledger.candidates[cid], [], ledger.failures)  # as the driver does at start
+    chunk = [s.to_dict() for s in seeds]
+    assert recover(chunk, store, finalizer) == chunk
 
 
 @ray.remote(num_cpus=0, max_restarts=1)

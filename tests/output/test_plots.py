@@ -25,9 +25,9 @@ def test_plot_data_comes_from_the_rows(tmp_path: Path) -> None:
     facts = gather(make_output(str(tmp_path / "out")))
     plots = plot_data(facts)
     funnel = plots["funnel"]
-    assert funnel.labels == ["one_step", "question_filter", "execute", "dedup", "near_dedup",
-                             "kept"]  # fmt: skip
-    assert funnel.values == [8, 8, 6, 5, 4, 4]
+    assert funnel.labels == ["one_step", "question_filter", "program_filter", "execute",
+                             "dedup", "near_dedup", "kept"]  # fmt: skip
+    assert funnel.values == [8, 8, 6, 6, 5, 4, 4]  # no program of these was refused statically
     assert sorted(plots["question_length"].values) == sorted(len(q.split()) for q, _, _ in KEPT)
     assert sorted(plots["solution_length"].values) == sorted(len(c.split()) for _, _, c in KEPT)
     assert plots["answers"].labels == ["12", "7"] and plots["answers"].values == [3, 1]

@@ -133,9 +133,26 @@ def _reply_for(programs: list[str]):
     return reply
 
 
+def _without(value: Any, source: str) -> Any:
+    """``value`` with every copy of the program ``source`` cut out of its strings (the chat
+    form's ``solution`` and ``messages`` quote the program)."""
+    if isinstance(value, str):
+        return value.replace(source, "") if source else value
+    if isinstance(value, list):
+        return [_without(v, source) for v in value]
+    if isinstance(value, dict):
+        return {k: _without(v, source) for k, v in value.items()}
+    return value
+
+
 def _all_text(out: Path, but: str = "") -> str:
+    """Every row of ``data`` and ``rejected`` as text; ``but="code"``: without the program
+    source anywhere (its column and its quotes in other columns)."""
     found = [r for split in ("data", "rejected") for r in rows(out, split)]
-    return json.dumps([{k: v for k, v in r.items() if k != but} for r in found], default=str)
+    if but == "code":
+        found = [_without({k: v for k, v in r.items() if k != "code"}, r["code"] or "")
+                 for r in found]  # fmt: skip
+    return json.dumps(found, default=str)
 
 
 @pytest.mark.usefixtures("ray_local")

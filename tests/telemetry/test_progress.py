@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,19 @@ def test_plain_lines_when_not_a_terminal_one_per_event_timestamped_unwrapped() -
     assert "sandbox running 12 queued 40" in lines[2] and lines[2].endswith("cost $0.0123")
     assert len(lines[2]) > 80  # longer than the console, and still one line
     assert "\x1b" not in out.getvalue()
+
+
+def test_engine_warnings_are_display_lines_timestamped_and_never_markup() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=False)
+    with ProgressDisplay(console) as display, display.showing_warnings("orchestrator"):
+        display.step("checking the teacher")
+        logging.getLogger("orchestrator.engine.driver").warning("HTTP 500 [/] starting anyway")
+        logging.getLogger("orchestrator.engine.driver").info("not shown")
+    logging.getLogger("orchestrator.engine.driver").warning("after: not this display's")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and all(re.match(ISO + " ", line) for line in lines), lines
+    assert lines[1].endswith("[warning] HTTP 500 [/] starting anyway")
 
 
 def test_a_start_up_that_fails_says_where() -> None:
