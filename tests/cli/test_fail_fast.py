@@ -113,7 +113,9 @@ def test_a_400_on_every_request_stops_after_the_first_seeds(
     )
     assert "max_tokens is too large for this model" in text
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["seeds_not_run"] > 0 and sent < 60
+    # one worker with 2 chunks of 2 seeds out at a time (chunks do not grow before a seed
+    # works): the stop comes after 4 failed seeds with at most 2 chunks still out
+    assert summary["seeds_not_run"] > 0 and sent <= 8, sent
     assert summary["seeds_failed"] >= 4 and summary["seeds_accepted"] == 0
     print(f"400 on every request: stopped after {sent} of 60 requests")
 

@@ -26,6 +26,7 @@ This module does not choose among samples (``mumath.solve``).
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, field
 
 from orchestrator.core.sampling import SamplingParams
@@ -82,6 +83,8 @@ def render_result(result: ExecResult, max_chars: int) -> tuple[str, bool]:
         return out, False
     if result.status == "timeout":
         return "TimeoutError: the code ran longer than the time limit", True
+    if result.status == "killed" and result.returncode == -signal.SIGXCPU:  # RLIMIT_CPU
+        return "TimeoutError: the code used up its CPU time limit", True
     if result.status == "killed":
         return "MemoryError: the code was stopped by a memory or CPU limit", True
     lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]

@@ -11,7 +11,14 @@ import pytest
 
 from orchestrator.core.sampling import SamplingParams
 from orchestrator.engine.context import StepContext
-from orchestrator.methods.mumath.toolloop import FIX_REQUEST, STOP, Trajectory, pending_code, solve
+from orchestrator.methods.mumath.toolloop import (
+    FIX_REQUEST,
+    STOP,
+    Trajectory,
+    pending_code,
+    render_result,
+    solve,
+)
 from orchestrator.sandbox import Sandbox, SandboxLimits
 from orchestrator.sandbox.batch import BatchingExecutor
 from orchestrator.teacher.client import TeacherClient
@@ -118,6 +125,16 @@ def test_long_output_is_truncated_and_timeouts_are_errors() -> None:
     assert first_output.startswith("```output\n" + "x" * 100 + "\n... (output truncated)")
     assert "TimeoutError" in requests[2]["messages"][-1]["content"]
     assert traj.tool_errors == 1 and traj.end == "answer"
+
+
+def test_results_say_which_limit_stopped_the_code() -> None:
+    """An endless loop stopped by RLIMIT_CPU (SIGXCPU) before the wall clock is a timeout to
+    the teacher too, not a memory error; a real memory error stays one."""
+    sandbox = Sandbox(SandboxLimits(wall_time_s=20, cpu_time_s=1, memory_mb=256))
+    cpu = sandbox.run_sync("while True:\n    pass")
+    memory = sandbox.run_sync("x = bytearray(1 << 30)")
+    assert cpu.status == "killed" and render_result(cpu, 100)[0].startswith("TimeoutError")
+    assert render_result(memory, 100) == ("MemoryError", True)
 
 
 def test_chain_of_thought_mode_runs_no_code_and_sends_no_stop() -> None:
