@@ -1,7 +1,7 @@
 """The run's Ray: joined (``RAY_ADDRESS``) or started privately on 127.0.0.1, in the background.
 
 ``ensure_ray`` connects to the cluster in ``RAY_ADDRESS`` if set, else starts a private local
-Ray on loopback (sweeping what killed earlier private Rays left, ``ray_leftovers``) with the
+Ray on loopback, every one of its processes listening on 127.0.0.1 only (sweeping what killed earlier private Rays left, ``ray_leftovers``) with the
 start-up warnings a user cannot act on silenced (``telemetry.ray_output``). ``RayStart`` runs
 it on a thread, so the few seconds Ray takes to come up overlap the driver's own start-up
 (reading the output, counting seeds, checking the teacher, loading dedup state); ``join``
@@ -15,14 +15,17 @@ It schedules nothing and starts no actor.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import ray
 from ray._common.utils import get_default_ray_temp_dir
+from ray._private import ray_constants
 
 from orchestrator.engine import ray_leftovers
 from orchestrator.telemetry.ray_output import quiet_private_start
@@ -44,7 +47,7 @@ def ensure_ray(num_cpus: int | None = None) -> bool:
         # (RAY_ADDRESS=auto joins that one; Ray Jobs set RAY_ADDRESS for their drivers).
         # Agents and session dirs of earlier private Rays whose driver was killed go first.
         ray_leftovers.sweep(get_default_ray_temp_dir())
-        with quiet_private_start():  # Ray warnings a user cannot act on (ray_output.py)
+        with quiet_private_start(), _loopback_only():  # ray_output.py; nothing off this host
             ray.init(
                 address="local", num_cpus=num_cpus, include_dashboard=False,
                 _node_ip_address="127.0.0.1", **kwargs,
@@ -55,6 +58,29 @@ def ensure_ray(num_cpus: int | None = None) -> bool:
     if callable(on_sigterm) and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_sigterm)
     return True
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """While a private Ray starts: every process of it binds and advertises 127.0.0.1.
+
+    ``_node_ip_address`` alone is not enough in Ray 2.60: the GCS, raylet and agents still
+    listen on every interface and advertise the machine's address. Ray's own switch for a
+    loopback-only node is ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read when ``ray`` is
+    imported (here: the constant) and by the processes Ray starts (here: the environment they
+    inherit). Both are restored afterwards, so a later ``RAY_ADDRESS`` run joins normally."""
+    name = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    saved_env, saved_flag = os.environ.get(name), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[name] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved_env
 
 
 class RayStart:
