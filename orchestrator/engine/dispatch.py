@@ -11,8 +11,7 @@ worker's storage error stops every worker. Until a first seed works, chunks keep
 size and the failure stop is checked on every returned chunk, so a teacher that rejects every
 request costs about ``stop_after_failures`` seeds, not the whole seed list. Ctrl-C (or SIGTERM)
 asks every worker to commit what it finished, and the results that come back are still
-finalized. Ray does the distribution; this module only decides which chunk
-goes where next.
+finalized. Ray does the distribution; this module only decides which chunk goes where next.
 
 It starts and stops no actor (``orchestrator.engine.driver`` does) and renders nothing.
 """

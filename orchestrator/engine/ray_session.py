@@ -1,14 +1,15 @@
 """The run's Ray: joined (``RAY_ADDRESS``) or started privately on 127.0.0.1, in the background.
 
 ``ensure_ray`` connects to the cluster in ``RAY_ADDRESS`` if set, else starts a private local
-Ray on loopback, every one of its processes listening on 127.0.0.1 only (sweeping what killed earlier private Rays left, ``ray_leftovers``) with the
-start-up warnings a user cannot act on silenced (``telemetry.ray_output``). ``RayStart`` runs
-it on a thread, so the few seconds Ray takes to come up overlap the driver's own start-up
-(reading the output, counting seeds, checking the teacher, loading dedup state); ``join``
-waits for it and re-raises what it raised. Ray is process-wide: the driver's later calls from
-the main thread use the connection the thread made. The thread that started a private Ray stays
-alive until ``release`` (after ``ray.shutdown``): Ray starts its GCS and raylet with a
-parent-death signal, which Linux sends when the *thread* that started them ends.
+Ray on loopback, every one of its processes listening on 127.0.0.1 only (sweeping what killed
+earlier private Rays left, ``ray_leftovers``) with the start-up warnings a user cannot act on
+silenced (``telemetry.ray_output``). ``RayStart`` runs it on a thread, so the few seconds Ray
+takes to come up overlap the driver's own start-up (reading the output, counting seeds, checking
+the teacher, loading dedup state); ``join`` waits for it and re-raises what it raised. Ray is
+process-wide: the driver's later calls from the main thread use the connection the thread made.
+The thread that started a private Ray stays alive until ``release`` (after ``ray.shutdown``):
+Ray starts its GCS and raylet with a parent-death signal, which Linux sends when the *thread*
+that started them ends.
 
 It schedules nothing and starts no actor.
 """

@@ -1,14 +1,14 @@
 """The actors of one run: started in order, stopped together.
 
-``start_teacher_pool`` brings up the teacher replicas of ``teacher.kind: vllm`` (before
-anything else, the decontamination index included: they hold the GPUs, and a node without vLLM
-should stop the run at once). ``RunActors.start`` then brings up, on the run's Ray: the metrics hub (named per output directory; it
-also lists the run's other actors for the workers, ``orchestrator.engine.job_directory``), the
-job's ``RateLimiter`` only when hosted-API limits apply (configured, or learned from a hosted
-API's headers), and the generation workers, sized to what the cluster can hold
-(``orchestrator.engine.capacity``) and given the storage environment they need to open the
-output. ``stop`` ends them all (workers first, asked to close their clients), and returns the
-replicas' state for the summary. Only what a pipeline uses is started.
+``start_teacher_pool`` brings up the teacher replicas of ``teacher.kind: vllm`` (before anything
+else, the decontamination index included: they hold the GPUs, and a node without vLLM should
+stop the run at once). ``RunActors.start`` then brings up, on the run's Ray: the metrics hub
+(named per output directory; it also lists the run's other actors for the workers,
+``orchestrator.engine.job_directory``), the job's ``RateLimiter`` only when hosted-API limits
+apply (configured, or learned from a hosted API's headers), and the generation workers, sized to
+what the cluster can hold (``orchestrator.engine.capacity``) and given the storage environment
+they need to open the output. ``stop`` ends them all (workers first, asked to close their
+clients), and returns the replicas' state for the summary. Only what a pipeline uses is started.
 
 It does not dispatch work or write output.
 """
