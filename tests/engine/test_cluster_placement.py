@@ -40,7 +40,7 @@ def test_shards_spread_over_cpu_nodes_and_teacher_node_stays_free(tmp_path: Path
             "nodes": [{"num_cpus": 1, "resources": {"worker": 1}},
                       {"num_cpus": 1, "num_gpus": 1, "resources": {"teacher": 1}}],
             "run": {"workers": 2, "concurrency": 2, "commit_every_seeds": 2,
-                    "worker_resources": {"worker": 1}},
+                    "max_chunk_seeds": 2, "worker_resources": {"worker": 1}},
             "fault": "teacher_probe", "after_shards": 1,
         }, tmp_path)  # fmt: skip
         bodies = srv.requests
@@ -50,7 +50,7 @@ def test_shards_spread_over_cpu_nodes_and_teacher_node_stays_free(tmp_path: Path
     assert nodes["node1"] not in served, "a worker ran on the teacher node"
     assert result["probe_node"] == nodes["node1"]  # the GPU + `teacher` were free mid-run
     assert len(served) >= 2, f"shards served by one node only: {served}"
-    assert sum(served.values()) == n_seeds // 2  # every chunk once, none requeued
+    assert sum(served.values()) == n_seeds // 2  # chunks of 2 (pinned): each once, none requeued
     assert summary["chunks_requeued"] == 0
     # every seed exactly once, rows and questions unique, one teacher request per seed
     found = audit(tmp_path / "out")
