@@ -209,6 +209,7 @@ class ScriptedServer:
         self._request_count = 0
         self._first_at: float | None = None  # wall-clock time of the first chat request
         self._last_at: float | None = None
+        self._second_at: float | None = None  # a run's first seed request (the 1st: its check)
         self._status_counts: Counter[int] = Counter()
         self._fault_counts: Counter[str] = Counter()
         self._injected: deque[Fault] = deque()
@@ -403,10 +404,10 @@ class ScriptedServer:
         return web.json_response({"status": "ok"})
 
     async def _stats(self, request: web.Request) -> web.Response:
-        """Chat requests so far and the wall-clock time of the first and the latest."""
+        """Chat requests so far and the wall-clock time of the first, second and latest."""
         with self._lock:
             stats = {"requests": self._request_count, "first_request_at": self._first_at,
-                     "last_request_at": self._last_at}  # fmt: skip
+                     "second_request_at": self._second_at, "last_request_at": self._last_at}  # fmt: skip
         return web.json_response(stats)
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
@@ -465,6 +466,8 @@ class ScriptedServer:
             self._request_count += 1
             self._last_at = time.time()
             self._first_at = self._first_at or self._last_at
+            if index == 1:
+                self._second_at = self._last_at
             if self.record_requests:
                 self._requests.append(body)
             fault = self._injected.popleft() if self._injected else None
