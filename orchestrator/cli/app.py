@@ -36,7 +36,12 @@ from orchestrator.core.resources import resolve_pipeline
 from orchestrator.core.seeds import SeedError, Seeds, seed_source
 from orchestrator.methods.catalog import MethodError, method_of
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+HELP = (
+    "mathsynth: turn seed math problems into a deduplicated, decontaminated, verified dataset "
+    "of new ones, written by a teacher LLM (any OpenAI-compatible server, vLLM replicas or a "
+    "built-in CPU teacher) with the work spread over Ray."
+)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
 DEMO_SEEDS = "demo.jsonl"
 OUT_HELP = "output dataset: a directory or an fsspec URL (s3://bucket/prefix, gs://...)"
 

@@ -51,7 +51,7 @@ def show(
         bool, typer.Option(help="with --id: also the exact teacher replies behind the row")
     ] = False,
 ) -> None:
-    """Load a dataset with ``datasets`` and print its size and a few rows."""
+    """Print a dataset's size and a few rows, or one row in full with --id."""
     import datasets
 
     from orchestrator.output.storage import CorruptFileError
@@ -69,6 +69,7 @@ def show(
     if not committed:
         out.print(Text(f"{out_dir}: no rows were accepted (see summary.json and rejected/)"))
         return
+    datasets.disable_progress_bars()  # the rows are the output, not the loader's progress
     ds = datasets.load_dataset("parquet", data_files=[store.uri(f) for f in committed],
                                split="train")  # fmt: skip
     out.print(Text.assemble((out_dir, "bold"), f": {ds.num_rows} rows, columns {ds.column_names}"))
@@ -149,8 +150,9 @@ def repair(
     out_dir: Annotated[str, typer.Argument(help="a mathsynth output directory or URL")],
     dry_run: Annotated[bool, typer.Option(help="only list the unreadable files")] = False,
 ) -> None:
-    """Move DIR's unreadable files (and their commit's other files) to _mathsynth/quarantine/;
-    the next run asks the teacher again for the seeds they recorded."""
+    """Move DIR's unreadable files (and their commit's other files) to _mathsynth/quarantine/.
+
+    The next run asks the teacher again for the seeds they recorded."""
     from orchestrator.output.integrity import quarantine, scan
 
     store = _output_store(out_dir)

@@ -84,7 +84,11 @@ def _rows(source: BenchmarkSource) -> list[tuple[int, dict[str, Any]]]:
         try:
             ds = datasets.load_dataset(source.path, source.hf_config, split=source.split)
         except Exception as err:  # network, missing dataset, bad config: reported the same way
-            raise SeedError(f"{source.path}: could not load Hugging Face dataset: {err}") from err
+            raise SeedError(
+                f"{source.path}: could not load Hugging Face dataset for decontamination: {err}; "
+                "offline, give the benchmark as a local file (decontamination.benchmarks[].path: "
+                "jsonl/json/parquet) or run with --no-decontaminate"
+            ) from err
         return [(i + 1, row) for i, row in enumerate(ds)]
     raise SeedError(f"{source.path}: no such benchmark file (and not a Hugging Face id)")
 

@@ -11,9 +11,12 @@ test question built on the same template.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import random
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -173,3 +176,20 @@ def test_presets_and_settings(settings) -> None:
     index = build_index(settings.model_copy(update={"preset": "skywork"}))
     text = read(Path(settings.benchmarks[0].path), "question")[3]
     assert index.match("Intro sentence here. " + text) is not None
+
+
+def test_a_hub_benchmark_that_cannot_load_says_how_to_go_on_offline() -> None:
+    """No network (the Hub's offline mode, so nothing is retried): one error naming the dataset
+    and the two ways on, not the loader's traceback."""
+    code = (
+        "from orchestrator.quality.decontam import BenchmarkSource, DecontamSettings, build_index\n"
+        "source = BenchmarkSource(path='openai/gsm8k', hf_config='main')\n"
+        "build_index(DecontamSettings(benchmarks=[source]))\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("orchestrator.core.seeds.SeedError: openai/gsm8k: could not load")
+    assert "local file" in last and "--no-decontaminate" in last
