@@ -30,6 +30,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -238,28 +239,36 @@ def _run(
         replies=replies, budget=budget, stopper=FailureStop(run.stop_after_failures),
     )  # fmt: skip
     try:
-        dispatch.run()
-    except KeyboardInterrupt:
-        pass
+        try:
+            dispatch.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            finalizer.advance()
+            finalizer.commit()  # what every earlier seed allows; the rest stays a candidate
+            snapshot = dispatch._push_finalizer()
+            replicas = actors.stop(snapshot, state.interrupted)
+            store.cleanup()  # rejected/side files of commits a dead worker never finished
+        state.chunks_total = feed.handed
+        committed = store.read_ledger(with_questions=False).outcomes  # what the disk says
+        ran = (s.id for s in seeds if s.id not in finished and s.id in committed)
+        state.outcomes = dict(Counter(committed[seed] for seed in ran))
+        entry = build_summary(state, snapshot, store, time.time() - started, price)
+        if replicas is not None:
+            entry["teacher_replicas"] = replicas
+        entry = {**run_info, **entry, "state": _final_state(state), "configuration_change": rebuilt}
+        run_log.write(entry)
+        summary = write_summary(store, entry)
+        # README.md and plots/ from what is on disk now (orchestrator.output.card), drawn while
+        # Ray shuts down (about a second each)
+        with ThreadPoolExecutor(1, thread_name_prefix="card") as drawing:
+            card = drawing.submit(write_card, store)
+            if started_ray:
+                ray.shutdown()
+            card.result()
     finally:
-        finalizer.advance()
-        finalizer.commit()  # what every earlier seed allows; the rest stays a candidate
-        snapshot = dispatch._push_finalizer()
-        replicas = actors.stop(snapshot, state.interrupted)
-        store.cleanup()  # rejected/side files of commits a dead worker never finished
         if started_ray:
-            ray.shutdown()
-    state.chunks_total = feed.handed
-    committed = store.read_ledger(with_questions=False).outcomes  # what the disk says
-    ran = (s.id for s in seeds if s.id not in finished and s.id in committed)
-    state.outcomes = dict(Counter(committed[seed] for seed in ran))
-    entry = build_summary(state, snapshot, store, time.time() - started, price)
-    if replicas is not None:
-        entry["teacher_replicas"] = replicas
-    entry = {**run_info, **entry, "state": _final_state(state), "configuration_change": rebuilt}
-    run_log.write(entry)
-    summary = write_summary(store, entry)
-    write_card(store)  # README.md and plots/, from what is on disk now (orchestrator.output.card)
+            ray.shutdown()  # a no-op when already done above
     if sink is not None:
         sink({**progress_view(snapshot, state, price), "state": _final_state(state),
               "summary": summary})  # fmt: skip
