@@ -138,12 +138,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def ray_head() -> Iterator[dict[str, str]]:
-    if not RAY.exists():
-        pytest.skip("the ray CLI is not installed next to this python")
-    token = secrets.token_hex(16)
-    temp = tempfile.mkdtemp(prefix="rw", dir="/tmp")  # short: Ray's socket paths are limited
+def _start_head(token: str, temp: str) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
     ports = {name: free_port() for name in ("gcs", "dash", "client", "agent", "metrics")}
     head_env = env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token,
                    RAY_metrics_report_interval_ms="1000")  # fmt: skip
@@ -157,29 +152,54 @@ def ray_head() -> Iterator[dict[str, str]]:
         env=head_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip
-    address = f"http://127.0.0.1:{ports['dash']}"
+    return proc, ports
+
+
+def _stop_head(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{address}/api/version", timeout=2).read()
-                break
-            except OSError as err:
-                # 401 means the dashboard is up (and wants the token)
-                if getattr(err, "code", None) == 401:
-                    break
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail(f"the Ray head did not come up: {err}")
-                time.sleep(1)
-        yield {"address": address, "token": token, "metrics": str(ports["metrics"]),
-               "gcs": f"127.0.0.1:{ports['gcs']}"}  # fmt: skip
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _takes_jobs(address: str, token: str, proc: subprocess.Popen[bytes], wait_s: float) -> str:
+    """Submit a no-op job until the head accepts it: the dashboard answers before its job agent
+    does (and an agent whose port was taken meanwhile never comes). '' once accepted, else why."""
+    from ray.job_submission import JobSubmissionClient
+
+    deadline, why = time.monotonic() + wait_s, "no answer"
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            client = JobSubmissionClient(address, headers={"Authorization": f"Bearer {token}"})
+            client.submit_job(entrypoint="true")
+            return ""
+        except Exception as err:  # noqa: BLE001 (not up yet: connection refused, 500, ...)
+            why = str(err)[-300:]
+            time.sleep(1)
+    return why if proc.poll() is None else f"`ray start` exited {proc.returncode}"
+
+
+@pytest.fixture(scope="module")
+def ray_head() -> Iterator[dict[str, str]]:
+    if not RAY.exists():
+        pytest.skip("the ray CLI is not installed next to this python")
+    token = secrets.token_hex(16)
+    temp = tempfile.mkdtemp(prefix="rw", dir="/tmp")  # short: Ray's socket paths are limited
+    proc, ports = _start_head(token, temp)
+    try:
+        why = _takes_jobs(f"http://127.0.0.1:{ports['dash']}", token, proc, 90)
+        if why:  # once more on fresh ports (a port picked here can be taken before Ray binds it)
+            _stop_head(proc)
+            proc, ports = _start_head(token, temp)
+            why = _takes_jobs(f"http://127.0.0.1:{ports['dash']}", token, proc, 90)
+        if why:
+            pytest.fail(f"the Ray head did not take jobs: {why}")
+        yield {"address": f"http://127.0.0.1:{ports['dash']}", "token": token,
+               "metrics": str(ports["metrics"]), "gcs": f"127.0.0.1:{ports['gcs']}"}  # fmt: skip
+    finally:
+        _stop_head(proc)
         shutil.rmtree(temp, ignore_errors=True)
 
 
