@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from orchestrator.output.storage import Storage
+from orchestrator.output.storage import Storage, StorageError
 
 LOCK_NAME = "_mathsynth/lock.json"
 HEARTBEAT_S = 10.0
@@ -205,7 +205,9 @@ class OutputLock:
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
-            with contextlib.suppress(OSError):  # storage hiccup: the next beat tries again
+            # a storage hiccup or a full disk: the next beat tries again. The run's own writes
+            # meet the same fault and stop the run with one error; this thread must not print.
+            with contextlib.suppress(OSError, StorageError):
                 self.refresh()
 
     def refresh(self) -> None:

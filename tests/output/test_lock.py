@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator.output import lock as lock_module
 from orchestrator.output.lock import LOCK_NAME, OutputLock, OutputLocked
-from orchestrator.output.storage import Storage
+from orchestrator.output.storage import Storage, StorageError
 from tests.support import s3_server as s3
 
 s3_server, s3_env, s3_bucket = s3.s3_server, s3.s3_env, s3.s3_bucket  # fixtures
@@ -79,3 +79,30 @@ def test_a_lock_without_heartbeat_is_taken_over_once(
     else:  # on S3 the second one's If-Match names a version that is gone
         assert not takers[1]._put_if_match(other._etag)
     assert held(storage)["owner"] == takers[0].owner
+
+
+def test_the_heartbeat_outlives_a_storage_that_cannot_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk fails the heartbeat's write (a ``StorageError``): the beat thread keeps
+    going quietly (it printed a traceback into the run's one-line error before) and beats
+    again once the storage can write."""
+    storage = Storage(tmp_path / "out")
+    monkeypatch.setattr(lock_module, "HEARTBEAT_S", 0.05)
+    put_bytes, failed = storage.put_bytes, []
+
+    def full(name: str, data: bytes) -> None:
+        failed.append(name)
+        raise StorageError(f"cannot write {storage.path(name)}: No space left on device")
+
+    monkeypatch.setattr(storage, "put_bytes", full)
+    with OutputLock(storage) as lock:
+        deadline = time.monotonic() + 10
+        while len(failed) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(failed) >= 3 and lock._thread is not None and lock._thread.is_alive()
+        before = held(storage)["heartbeat"]
+        monkeypatch.setattr(storage, "put_bytes", put_bytes)
+        while held(storage)["heartbeat"] == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert held(storage)["heartbeat"] > before and not lock.lost
