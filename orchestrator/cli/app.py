@@ -99,12 +99,13 @@ def run_pipeline(
 ) -> dict[str, Any]:  # fmt: skip
     from orchestrator.engine.driver import run_job
     from orchestrator.engine.preflight import workers_load_method
+    from orchestrator.engine.ray_session import RayStart
+    from orchestrator.methods.catalog import BUILTINS
     from orchestrator.teacher.local_cpu import LocalCPUTeacher
     from orchestrator.telemetry.progress import ProgressDisplay
     from orchestrator.telemetry.startup import no_startup
 
     with contextlib.ExitStack() as stack:
-        stack.enter_context(workers_load_method(cfg))  # a user method: Ray workers import it
         mode = "json" if json_events else "auto"  # --json: one progress event per line
         display = (
             stack.enter_context(ProgressDisplay(console, mode=mode))
@@ -116,6 +117,10 @@ def run_pipeline(
             stack.enter_context(display.showing_warnings("orchestrator", "mathsynth"))
         step("loading seeds")
         seeds = resolve_seeds(cfg, seeds_spec)
+        n_seeds = len(seeds)  # one pass over a seed file: a bad row stops us before Ray starts
+        ray_start = RayStart()  # Ray comes up while the teacher starts and the output is read
+        stack.callback(ray_start.close)  # run_job closes it; this is for a failure before
+        step("connecting to Ray" if ray_start.joins else "starting Ray")
         if api_key is None and cfg.teacher is not None:
             api_key = os.environ.get(cfg.teacher.api_key_env)
         if builtin and cfg.teacher is not None:
@@ -127,8 +132,12 @@ def run_pipeline(
                 update={"teacher": cfg.teacher.model_copy(
                     update={"base_url": local.base_url, "model": local.model})}
             )  # fmt: skip
+        if cfg.kind not in BUILTINS:  # a user's method: can Ray workers import it?
+            step("checking that Ray workers load the method")
+            ray_start.join()
+            workers_load_method(cfg)
         headline = (
-            f"{cfg.name}: {len(seeds)} seeds -> {out_dir} (teacher "
+            f"{cfg.name}: {n_seeds} seeds -> {out_dir} (teacher "
             f"{cfg.teacher.model if cfg.teacher else 'none'}, {cfg.run.workers} workers x "
             f"{cfg.run.concurrency} in flight)"
         )
@@ -140,7 +149,7 @@ def run_pipeline(
             cfg, seeds, out_dir, api_key=api_key,
             on_progress=display.update if display else None,
             allow_config_change=allow_config_change, on_startup=step, preflight=True,
-            retry_length_rejected=retry_length_rejected,
+            retry_length_rejected=retry_length_rejected, ray_start=ray_start,
         )  # fmt: skip
         if display is not None:
             display.finish(summary)

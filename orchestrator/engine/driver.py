@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -97,6 +96,7 @@ def run_job(
     on_startup: StartupFn = no_startup,
     preflight: bool = False,
     retry_length_rejected: bool = False,
+    ray_start: RayStart | None = None,
 ) -> dict[str, Any]:
     """Run the pipeline over ``seeds`` into ``out_dir``; returns (and writes) the summary.
 
@@ -106,28 +106,33 @@ def run_job(
     ``preflight``: check the teacher before starting anything when seeds are pending
     (``orchestrator.teacher.preflight``; raises ``TeacherUnavailable``); the CLI does.
     ``retry_length_rejected``: seeds rejected only for ``length`` are run again
-    (``orchestrator.output.length_rejected``; they are final otherwise). Raises
-    ``OutputLocked`` while another run writes into ``out_dir``."""
+    (``orchestrator.output.length_rejected``; they are final otherwise). ``ray_start``: a
+    ``RayStart`` the caller began earlier (so Ray comes up while it loads seeds); run_job
+    closes it, as the one it starts otherwise. Raises ``OutputLocked`` while another run
+    writes into ``out_dir``."""
     opts = _Options(api_key, on_progress, allow_config_change, poll_s, telemetry, on_startup,
                     preflight, retry_length_rejected)  # fmt: skip
     on_startup("reading the output directory")
     store = OutputStore(out_dir, row_schema(cfg))  # the finalizer writes the method's rows
-    with OutputLock(store.storage) as lock:  # before anything on storage changes
-        price = price_for(cfg.teacher.model, cfg.teacher.price) if cfg.teacher else None
-        if cfg.run.max_cost_usd and price is None:
-            model = cfg.teacher.model if cfg.teacher else None
-            raise ConfigError(
-                f"--max-cost needs the teacher's price: model {model!r} is not in the price "
-                "table; set teacher.price {input_per_m, output_per_m}"
-            )
-        joins = ray.is_initialized() or bool(os.environ.get("RAY_ADDRESS"))
-        on_startup("connecting to Ray" if joins else "starting Ray")
-        ray_start = RayStart()  # comes up while the output, seeds and teacher are checked
-        try:
-            return _run(cfg, seeds, store, lock, ray_start, price, opts)
-        finally:
-            ray_start.abandon_unless_joined()
-            ray_start.release()
+    price = price_for(cfg.teacher.model, cfg.teacher.price) if cfg.teacher else None
+    if cfg.run.max_cost_usd and price is None:
+        model = cfg.teacher.model if cfg.teacher else None
+        raise ConfigError(
+            f"--max-cost needs the teacher's price: model {model!r} is not in the price "
+            "table; set teacher.price {input_per_m, output_per_m}"
+        )
+    try:
+        with OutputLock(store.storage) as lock:  # before anything on storage changes
+            if ray_start is None:  # comes up while the output, seeds, teacher are checked
+                ray_start = RayStart()
+                on_startup("connecting to Ray" if ray_start.joins else "starting Ray")
+            try:
+                return _run(cfg, seeds, store, lock, ray_start, price, opts)
+            finally:  # before the lock is given back; a no-op once _run shut Ray down
+                ray_start.close()
+    finally:
+        if ray_start is not None:  # the caller's start when the lock was refused
+            ray_start.close()
 
 
 @dataclass(frozen=True)
@@ -239,36 +244,33 @@ def _run(
         replies=replies, budget=budget, stopper=FailureStop(run.stop_after_failures),
     )  # fmt: skip
     try:
-        try:
-            dispatch.run()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            finalizer.advance()
-            finalizer.commit()  # what every earlier seed allows; the rest stays a candidate
-            snapshot = dispatch._push_finalizer()
-            replicas = actors.stop(snapshot, state.interrupted)
-            store.cleanup()  # rejected/side files of commits a dead worker never finished
-        state.chunks_total = feed.handed
-        committed = store.read_ledger(with_questions=False).outcomes  # what the disk says
-        ran = (s.id for s in seeds if s.id not in finished and s.id in committed)
-        state.outcomes = dict(Counter(committed[seed] for seed in ran))
-        entry = build_summary(state, snapshot, store, time.time() - started, price)
-        if replicas is not None:
-            entry["teacher_replicas"] = replicas
-        entry = {**run_info, **entry, "state": _final_state(state), "configuration_change": rebuilt}
-        run_log.write(entry)
-        summary = write_summary(store, entry)
-        # README.md and plots/ from what is on disk now (orchestrator.output.card), drawn while
-        # Ray shuts down (about a second each)
-        with ThreadPoolExecutor(1, thread_name_prefix="card") as drawing:
-            card = drawing.submit(write_card, store)
-            if started_ray:
-                ray.shutdown()
-            card.result()
+        dispatch.run()
+    except KeyboardInterrupt:
+        pass
     finally:
+        finalizer.advance()
+        finalizer.commit()  # what every earlier seed allows; the rest stays a candidate
+        snapshot = dispatch._push_finalizer()
+        replicas = actors.stop(snapshot, state.interrupted)
+        store.cleanup()  # rejected/side files of commits a dead worker never finished
+    state.chunks_total = feed.handed
+    committed = store.read_ledger(with_questions=False).outcomes  # what the disk says
+    ran = (s.id for s in seeds if s.id not in finished and s.id in committed)
+    state.outcomes = dict(Counter(committed[seed] for seed in ran))
+    entry = build_summary(state, snapshot, store, time.time() - started, price)
+    if replicas is not None:
+        entry["teacher_replicas"] = replicas
+    entry = {**run_info, **entry, "state": _final_state(state), "configuration_change": rebuilt}
+    run_log.write(entry)
+    summary = write_summary(store, entry)
+    # README.md and plots/ from what is on disk now (orchestrator.output.card), drawn while
+    # Ray shuts down (about a second each); on a failure before here, run_job's RayStart.close
+    # shuts Ray down
+    with ThreadPoolExecutor(1, thread_name_prefix="card") as drawing:
+        card = drawing.submit(write_card, store)
         if started_ray:
-            ray.shutdown()  # a no-op when already done above
+            ray.shutdown()
+        card.result()
     if sink is not None:
         sink({**progress_view(snapshot, state, price), "state": _final_state(state),
               "summary": summary})  # fmt: skip

@@ -3,17 +3,15 @@
 Generation workers find the method again from ``kind`` (``config_from_json``), in their own
 processes, possibly on other nodes. A method the driver imported from a directory the workers
 do not see would otherwise surface as workers dying in their constructor, restarted until the
-run gives up. ``workers_load_method`` starts (or joins) Ray as ``run_job`` would, sends one
-zero-CPU task that loads ``kind`` the way a worker does, and raises ``MethodError`` with what
-to do if it fails. Built-in methods are not checked. The check is best effort: one node is
+run gives up. ``workers_load_method``, once the caller's Ray is up (the CLI starts it in the
+background, ``RayStart``, and joins it before this check), sends one zero-CPU task that loads
+``kind`` the way a worker does, and raises ``MethodError`` with what to do if it fails.
+Built-in methods are not checked. The check is best effort: one node is
 asked, and a task that is not scheduled within ``PROBE_TIMEOUT_S`` is not waited for. This
-module does not start workers or run the pipeline.
+module does not start Ray or workers, or run the pipeline.
 """
 
 from __future__ import annotations
-
-import contextlib
-from collections.abc import Iterator
 
 import ray
 
@@ -36,24 +34,13 @@ def _load_in_worker(kind: str, python_path: list[str]) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def workers_load_method(cfg: PipelineConfig) -> Iterator[None]:
-    """Check that Ray workers load ``cfg.kind``; Ray stays up for the run inside the block
-    (and is shut down after it when started here)."""
+def workers_load_method(cfg: PipelineConfig) -> None:
+    """Raise ``MethodError`` unless a Ray worker loads ``cfg.kind`` (Ray is up)."""
     if cfg.kind in BUILTINS:
-        yield
         return
-    from orchestrator.engine.ray_session import ensure_ray
-
-    started = ensure_ray()
-    try:
-        resources = cfg.run.worker_resources or None
-        probe = _load_in_worker.options(resources=resources).remote(cfg.kind, cfg.python_path)
-        ready, _ = ray.wait([probe], timeout=PROBE_TIMEOUT_S)
-        error = ray.get(ready[0]) if ready else None
-        if error is not None:
-            raise MethodError(f"Ray workers cannot load kind {cfg.kind!r}: {error}; {HINT}")
-        yield
-    finally:
-        if started:
-            ray.shutdown()
+    resources = cfg.run.worker_resources or None
+    probe = _load_in_worker.options(resources=resources).remote(cfg.kind, cfg.python_path)
+    ready, _ = ray.wait([probe], timeout=PROBE_TIMEOUT_S)
+    error = ray.get(ready[0]) if ready else None
+    if error is not None:
+        raise MethodError(f"Ray workers cannot load kind {cfg.kind!r}: {error}; {HINT}")

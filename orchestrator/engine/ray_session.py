@@ -5,7 +5,7 @@ Ray on loopback, every one of its processes listening on 127.0.0.1 only (sweepin
 earlier private Rays left, ``ray_leftovers``) with the start-up warnings a user cannot act on
 silenced (``telemetry.ray_output``). ``RayStart`` runs it on a thread, so the few seconds Ray
 takes to come up overlap the driver's own start-up (reading the output, counting seeds, checking
-the teacher, loading dedup state); ``join`` waits for it and re-raises what it raised. Ray is
+the teacher, loading dedup state); ``join`` waits for it and re-raises what it raised; ``close`` shuts down what it started. Ray is
 process-wide: the driver's later calls from the main thread use the connection the thread made.
 The thread that started a private Ray stays alive until ``release`` (after ``ray.shutdown``):
 Ray starts its GCS and raylet with a parent-death signal, which Linux sends when the *thread*
@@ -88,6 +88,8 @@ class RayStart:
     """``ensure_ray`` on a background thread (module docstring)."""
 
     def __init__(self) -> None:
+        # joins a running Ray (this process's, or RAY_ADDRESS's) rather than starting one
+        self.joins = ray.is_initialized() or bool(os.environ.get("RAY_ADDRESS"))
         self._started = False
         self._joined = False
         self._error: BaseException | None = None
@@ -127,16 +129,15 @@ class RayStart:
         """After ``ray.shutdown``: the starting thread may end."""
         self._released.set()
 
-    def abandon_unless_joined(self) -> None:
-        """When the run stopped before it used Ray (bad input found meanwhile): wait for the
-        start, then shut down what it started. Nothing once ``join`` was called."""
-        if self._joined:
-            return
+    def close(self) -> None:
+        """Shut down the Ray this start started (waiting for the start first, when the run
+        stopped before it used Ray), then let the starting thread end. Idempotent: nothing is
+        shut down twice, and a Ray this process joined is left running."""
         try:
             started = self.join()
         except BaseException:  # noqa: BLE001 (the run is failing for another reason already)
-            return
-        if started:
+            started = False
+        if started and ray.is_initialized():
             ray.shutdown()
         self.release()
 
