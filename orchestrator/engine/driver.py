@@ -163,7 +163,8 @@ def _run(
     if opts.retry_length_rejected:  # after raising the budget (orchestrator.output.length_rejected)
         finished = finished - length_rejected(store, ledger.outcomes)
     total = len(seeds)  # reads a streamed seed file once (and finds a bad row now)
-    n_pending = sum(1 for s in seeds if s.id not in finished)
+    # a fresh output: every seed is pending, no second pass over the seed file
+    n_pending = sum(1 for s in seeds if s.id not in finished) if finished else total
     run = cfg.run
     if opts.preflight and n_pending and cfg.teacher is not None:
         on_startup("checking the teacher")
@@ -255,7 +256,12 @@ def _run(
         store.cleanup()  # rejected/side files of commits a dead worker never finished
     state.chunks_total = feed.handed
     committed = store.read_ledger(with_questions=False).outcomes  # what the disk says
-    ran = (s.id for s in seeds if s.id not in finished and s.id in committed)
+    # what this run finished: all that is committed when the output held no outcome before
+    ran = (
+        (s.id for s in seeds if s.id not in finished and s.id in committed)
+        if ledger.final or ledger.candidates
+        else iter(committed)
+    )
     state.outcomes = dict(Counter(committed[seed] for seed in ran))
     entry = build_summary(state, snapshot, store, time.time() - started, price)
     if replicas is not None:
