@@ -10,6 +10,7 @@ pipeline logic of its own.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 from pathlib import Path
@@ -41,6 +42,7 @@ HELP = (
     "of new ones, written by a teacher LLM (any OpenAI-compatible server, vLLM replicas or a "
     "built-in CPU teacher) with the work spread over Ray."
 )
+log = logging.getLogger(__name__)
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
 DEMO_SEEDS = "demo.jsonl"
 OUT_HELP = "output dataset: a directory or an fsspec URL (s3://bucket/prefix, gs://...)"
@@ -101,7 +103,9 @@ def run_pipeline(
     from orchestrator.engine.preflight import workers_load_method
     from orchestrator.engine.ray_session import RayStart
     from orchestrator.methods.catalog import BUILTINS
+    from orchestrator.output.store import OutputStore
     from orchestrator.teacher.local_cpu import LocalCPUTeacher
+    from orchestrator.teacher.preflight import CheckInBackground
     from orchestrator.telemetry.progress import ProgressDisplay
     from orchestrator.telemetry.startup import no_startup
 
@@ -132,10 +136,9 @@ def run_pipeline(
                 update={"teacher": cfg.teacher.model_copy(
                     update={"base_url": local.base_url, "model": local.model})}
             )  # fmt: skip
-        if cfg.kind not in BUILTINS:  # a user's method: can Ray workers import it?
-            step("checking that Ray workers load the method")
-            ray_start.join()
-            workers_load_method(cfg)
+        check = None  # a fresh output runs every seed: check the teacher while Ray starts
+        if cfg.teacher is not None and not OutputStore(out_dir).is_output():
+            check = CheckInBackground(cfg.teacher, api_key)
         headline = (
             f"{cfg.name}: {n_seeds} seeds -> {out_dir} (teacher "
             f"{cfg.teacher.model if cfg.teacher else 'none'}, {cfg.run.workers} workers x "
@@ -145,10 +148,18 @@ def run_pipeline(
             display.note(headline)  # timestamped like every line when not a terminal
         else:
             console.print(headline, highlight=False, markup=False, soft_wrap=True)
+        if cfg.kind not in BUILTINS:  # a user's method: can Ray workers import it?
+            step("checking that Ray workers load the method")
+            ray_start.join()
+            workers_load_method(cfg)  # its error comes first: the check may wait on a timeout
+        if check is not None:
+            step("checking the teacher")
+            for warning in check.result():
+                log.warning(warning)
         summary = run_job(
             cfg, seeds, out_dir, api_key=api_key,
             on_progress=display.update if display else None,
-            allow_config_change=allow_config_change, on_startup=step, preflight=True,
+            allow_config_change=allow_config_change, on_startup=step, preflight=check is None,
             retry_length_rejected=retry_length_rejected, ray_start=ray_start,
         )  # fmt: skip
         if display is not None:

@@ -19,6 +19,9 @@ engine's retries and its failure stop (``orchestrator.engine.failure_stop``) tak
 from the listing is a warning); ``kind: vllm`` is not checked here (the replicas mathsynth starts
 wait for their own health). Classification is by exception type and status code only.
 
+``CheckInBackground`` runs the same check on a thread, so that it overlaps Ray's start; its
+``result`` waits and re-raises.
+
 What it does NOT do: retry, count requests in the run's counters, or check rate limits or
 quotas (one tiny request cannot tell).
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from typing import Any
 
 import openai
@@ -43,7 +47,7 @@ try:  # the HTTP library under the openai SDK: httpx2 since openai 3, httpx befo
 except ImportError:  # pragma: no cover
     from httpx import Response as _HttpResponse
 
-__all__ = ["TeacherUnavailable", "check_teacher"]
+__all__ = ["CheckInBackground", "TeacherUnavailable", "check_teacher"]
 
 CHECK_READ_TIMEOUT_S = 60.0  # one token: a server that cannot answer this in a minute is busy
 
@@ -173,3 +177,30 @@ def check_teacher(settings: TeacherSettings, api_key: str | None = None) -> list
     finally:
         check.client.close()
     return check.warnings
+
+
+class CheckInBackground:
+    """``check_teacher`` on a daemon thread (a run that stops for another reason meanwhile
+    does not wait for it)."""
+
+    def __init__(self, settings: TeacherSettings, api_key: str | None = None) -> None:
+        self._warnings: list[str] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._check, args=(settings, api_key), name="mathsynth-teacher-check",
+            daemon=True,
+        )  # fmt: skip
+        self._thread.start()
+
+    def _check(self, settings: TeacherSettings, api_key: str | None) -> None:
+        try:
+            self._warnings = check_teacher(settings, api_key)
+        except BaseException as err:  # handed to the caller in result()
+            self._error = err
+
+    def result(self) -> list[str]:
+        """Wait for the check: its warnings, or what it raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._warnings

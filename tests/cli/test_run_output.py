@@ -48,8 +48,10 @@ def test_plain_output_timestamped_unwrapped_uncoloured_with_startup_and_a_summar
     # start-up: what is starting, with elapsed time, before the first progress line
     start = [line for line in lines[: progress[0]] if "[start" in line]
     steps = [line.split("] ", 1)[1] for line in start]
-    # Ray starts in the background once the seeds are counted (a bad row stops us before)
-    assert steps[:3] == ["loading seeds", "starting Ray", "reading the output directory"], start
+    # Ray starts in the background once the seeds are counted (a bad row stops us before);
+    # a fresh output's teacher check runs meanwhile
+    assert steps[:3] == ["loading seeds", "starting Ray", "checking the teacher"], start
+    assert steps.index("reading the output directory") < steps.index("starting the job's actors")
     assert "ready after" in start[-1]
     assert re.search(r"\[start \+\d+\.\ds\] starting the job's actors", "\n".join(start))
     assert "finished seeds 12/12" in lines[progress[-1]]
