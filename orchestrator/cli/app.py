@@ -121,7 +121,7 @@ def run_pipeline(
             stack.enter_context(display.showing_warnings("orchestrator", "mathsynth"))
         step("loading seeds")
         seeds = resolve_seeds(cfg, seeds_spec)
-        n_seeds = len(seeds)  # one pass over a seed file: a bad row stops us before Ray starts
+        n_seeds = len(seeds)  # counted already (seed_source finds a bad row): before Ray starts
         ray_start = RayStart()  # Ray comes up while the teacher starts and the output is read
         stack.callback(ray_start.close)  # run_job closes it; this is for a failure before
         step("connecting to Ray" if ray_start.joins else "starting Ray")

@@ -6,9 +6,9 @@ do not see would otherwise surface as workers dying in their constructor, restar
 run gives up. ``workers_load_method``, once the caller's Ray is up (the CLI starts it in the
 background, ``RayStart``, and joins it before this check), sends one zero-CPU task that loads
 ``kind`` the way a worker does, and raises ``MethodError`` with what to do if it fails.
-Built-in methods are not checked. The check is best effort: one node is
-asked, and a task that is not scheduled within ``PROBE_TIMEOUT_S`` is not waited for. This
-module does not start Ray or workers, or run the pipeline.
+Built-in methods are not checked. The check is best effort: one node is asked, and a task that
+is not scheduled within ``PROBE_TIMEOUT_S`` is not waited for. This module does not start Ray
+or workers, or run the pipeline.
 """
 
 from __future__ import annotations

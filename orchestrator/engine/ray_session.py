@@ -5,8 +5,9 @@ Ray on loopback, every one of its processes listening on 127.0.0.1 only (sweepin
 earlier private Rays left, ``ray_leftovers``) with the start-up warnings a user cannot act on
 silenced (``telemetry.ray_output``). ``RayStart`` runs it on a thread, so the few seconds Ray
 takes to come up overlap the driver's own start-up (reading the output, counting seeds, checking
-the teacher, loading dedup state); ``join`` waits for it and re-raises what it raised; ``close`` shuts down what it started. Ray is
-process-wide: the driver's later calls from the main thread use the connection the thread made.
+the teacher, loading dedup state); ``join`` waits for it and re-raises what it raised; ``close``
+shuts down what it started. Ray is process-wide: the driver's later calls from the main thread
+use the connection the thread made.
 The thread that started a private Ray stays alive until ``release`` (after ``ray.shutdown``):
 Ray starts its GCS and raylet with a parent-death signal, which Linux sends when the *thread*
 that started them ends.
