@@ -14,8 +14,11 @@ OpenAI-compatible server in its own process with zero latency. For each seed cou
   sampled every 0.1 s, and its ratio to the smallest run's;
 
 and once, the teacher ceiling: requests/s a bare aiohttp client gets from the same server at
-64 in flight (what no client can beat on this machine). Ratios come from one invocation;
-asserts nothing. Targets (issue 13): >= 500 records/s at 2,000 seeds and >= 1,000 at 20,000,
+64 in flight (what no client can beat on this machine), and the floors of ``overhead_floors``:
+a bare private Ray with the run's number of actors (start to shutdown: seconds and peak RSS)
+and the ``openai`` client's own requests/s, from which each size's best possible whole-process
+records/s for any run of Ray actors sending through that client. Ratios come from one
+invocation; asserts nothing. Targets (issue 13): >= 500 records/s at 2,000 seeds and >= 1,000 at 20,000,
 first request <= 4 s, RSS <= 1 GB and flat (+-20%) from 20,000 to 200,000 seeds.
 
     .venv/bin/python benchmarks/overhead.py --sizes 2000,20000,200000
@@ -38,6 +41,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.overhead_floors import best_rate, client_ceiling, ray_floor  # noqa: E402
+
+TARGET_RATE = {2000: 500, 20000: 1000}  # issue 13's whole-process records/s
 _NUMBER = re.compile(r"-?\d+")
 
 METHOD_SOURCE = '''
@@ -227,6 +235,7 @@ def main() -> None:
             results.append(one_run(n, base_url, args))
             if n == sizes[0]:
                 top = asyncio.run(ceiling(base_url))
+                sdk = client_ceiling(base_url, args.workers, args.concurrency)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -237,12 +246,22 @@ def main() -> None:
               f"{r['first_seed_request_s']:.1f} s); peak RSS {r['peak_rss_mib']:.0f} MiB; "
               f"{r['requests']} requests", flush=True)  # fmt: skip
     print(f"teacher ceiling (bare aiohttp, 64 in flight): {top:.0f} requests/s")
+    floor = ray_floor(args.workers, tree_rss)
+    print(f"floors, nothing of mathsynth in them: a bare private Ray with {args.workers} actors "
+          f"that import openai, started and shut down, {floor['wall_s']:.1f} s spawn to exit and "
+          f"peak RSS {floor['peak_rss_mib']:.0f} MiB; the openai client alone ({args.workers} "
+          f"processes, {args.concurrency} in flight) {sdk:.0f} requests/s")  # fmt: skip
     base = results[0]["peak_rss_mib"]
     for r in results:
+        best = best_rate(r["seeds"], floor["wall_s"], sdk)
+        target = TARGET_RATE.get(r["seeds"])
+        wanted = f", target {target}" if target else ""
         print(f"{r['seeds']} seeds: records/s {r['records_per_s']:.0f} "
-              f"({r['records_per_s'] / top:.2f} of the ceiling), steady "
+              f"({r['records_per_s'] / top:.2f} of the ceiling, {r['records_per_s'] / best:.2f} "
+              f"of the best a Ray + openai-client run reaches here: {best:.0f}{wanted}), steady "
               f"{r['steady_records_per_s'] / top:.2f}; first request {r['first_request_s']:.1f} s; "
-              f"RSS x{r['peak_rss_mib'] / base:.2f} of the {results[0]['seeds']}-seed run")  # fmt: skip
+              f"RSS x{r['peak_rss_mib'] / base:.2f} of the {results[0]['seeds']}-seed run, "
+              f"x{r['peak_rss_mib'] / floor['peak_rss_mib']:.2f} of the bare Ray's")  # fmt: skip
 
 
 if __name__ == "__main__":
