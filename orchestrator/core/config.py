@@ -88,6 +88,10 @@ class RunConfig(StrictModel):
         8, ge=0, description="stop when the first N seeds all fail the same persistent way "
         "(orchestrator.engine.failure_stop); 0: never",
     )  # fmt: skip
+    stop_after_empty_seeds: int = Field(
+        50, ge=0, description="stop when the first N finished seeds were all rejected (a teacher "
+        "that refuses or ignores the format: no row at all) before any was accepted; 0: never",
+    )  # fmt: skip
 
 
 class PipelineConfig(StrictModel):

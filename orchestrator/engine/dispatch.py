@@ -6,10 +6,11 @@ full, so work balances itself), takes every returned chunk's candidate commit to
 whose worker died is handed out again minus the seeds it already committed, whose candidate
 commit is read back from storage for the finalizer (``orchestrator.engine.recovery``); a worker
 being restarted gets no chunk until it answers. A fatal teacher error (bad key), the first seeds
-all failing one persistent way (``orchestrator.engine.failure_stop``), a lost output lock or a
-worker's storage error stops every worker. Until a first seed works, chunks keep their first
-size and the failure stop is checked on every returned chunk, so a teacher that rejects every
-request costs about ``stop_after_failures`` seeds, not the whole seed list. Ctrl-C (or SIGTERM)
+all failing one persistent way or all giving no row (``orchestrator.engine.failure_stop``), a
+lost output lock or a worker's storage error stops every worker. Until a first seed is accepted,
+chunks keep their first size and the stop is checked on every returned chunk, so a teacher that
+rejects every request costs about ``stop_after_failures`` seeds, and one that answers every
+request uselessly about ``stop_after_empty_seeds``, not the whole seed list. Ctrl-C (or SIGTERM)
 asks every worker to commit what it finished, and the results that come back are still
 finalized. Ray does the distribution; this module only decides which chunk goes where next.
 
@@ -163,7 +164,7 @@ class Dispatch:
                 self.replies.scan()
             return
         armed = self.stopper is not None and not self.stopper.disarmed
-        if len(chunk) == size and not armed:  # chunks grow only once a seed has worked
+        if len(chunk) == size and not armed:  # chunks grow once a seed was accepted
             self.feed.finished(time.monotonic() - sent)
         node = result.get("node", "?")
         self.state.chunks_by_node[node] = self.state.chunks_by_node.get(node, 0) + 1

@@ -242,7 +242,8 @@ def _run(
     dispatch = Dispatch(
         workers, feed, finalizer, store, state, metrics, target_in_flight=target,
         pending_total=n_pending, price=price, on_progress=sink, poll_s=opts.poll_s, lock=lock,
-        replies=replies, budget=budget, stopper=FailureStop(run.stop_after_failures),
+        replies=replies, budget=budget,
+        stopper=FailureStop(run.stop_after_failures, run.stop_after_empty_seeds),
     )  # fmt: skip
     try:
         dispatch.run()

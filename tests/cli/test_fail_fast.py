@@ -120,6 +120,31 @@ def test_a_400_on_every_request_stops_after_the_first_seeds(
     print(f"400 on every request: stopped after {sent} of 60 requests")
 
 
+def test_a_teacher_that_refuses_everything_stops_after_the_first_seeds(
+    tmp_path: Path, gsm8k_train: Path
+) -> None:
+    """Every request succeeds, every reply is a refusal: no request fails, every seed is
+    rejected. The run stops after ``stop_after_empty_seeds`` seeds instead of paying for all
+    60, exits 1, and names why the items were dropped."""
+    refusal = "I'm sorry, but I can't help with that request."
+    with ScriptedServer(reply=lambda body, index: refusal, known_models=["s"]) as srv:
+        args = run_args(tmp_path, gsm8k_train, srv.base_url, "s", "--limit", "60")
+        args[1] = pipeline(tmp_path, stop_after_empty_seeds=4)
+        code, out = run_cli(*args)
+        sent = srv.request_count
+    assert code == 1, out
+    text = flat(out)
+    assert "run stopped: the first" in text and "seeds gave no row (items dropped:" in text
+    assert "one_step:parse:missing_marker=" in text
+    assert "Traceback" not in out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    # as above: one worker, chunks of 2 seeds, at most 2 chunks out when the stop comes
+    assert summary["seeds_rejected"] >= 4 and summary["seeds_accepted"] == 0
+    assert summary["seeds_not_run"] > 0 and sent <= 8, sent
+    assert not list((tmp_path / "out").glob("data/*.parquet"))
+    print(f"a refusing teacher: stopped after {sent} of 60 requests")
+
+
 def test_a_run_with_failed_seeds_exits_1(tmp_path: Path, gsm8k_train: Path) -> None:
     """Some seeds fail for good (404), the others finish: every seed is accounted for, and the
     exit code says the run is not complete; the rerun retries only the failed ones."""
