@@ -34,7 +34,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -43,7 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.overhead_floors import best_rate, client_ceiling, ray_floor  # noqa: E402
+from benchmarks.overhead_floors import PeakRss, best_rate, client_ceiling, ray_floor  # noqa: E402
 
 TARGET_RATE = {2000: 500, 20000: 1000}  # issue 13's whole-process records/s
 _NUMBER = re.compile(r"-?\d+")
@@ -160,18 +159,9 @@ def one_run(n_seeds: int, base_url: str, args: argparse.Namespace) -> dict[str, 
         started = time.time()
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
-        peak = [0]
-
-        def sample() -> None:
-            while proc.poll() is None:
-                peak[0] = max(peak[0], tree_rss(proc.pid))
-                time.sleep(0.1)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
+        peak = PeakRss(proc, tree_rss)
         _, err = proc.communicate()
         ended = time.time()
-        sampler.join()
         if proc.returncode != 0:
             raise SystemExit(f"mathsynth run exited {proc.returncode}:\n{err[-3000:]}")
         stats = server_stats(base_url)
@@ -185,7 +175,7 @@ def one_run(n_seeds: int, base_url: str, args: argparse.Namespace) -> dict[str, 
         "first_request_s": (first - started) if first else float("nan"),
         "first_seed_request_s": (work - started) if work else float("nan"),
         "steady_records_per_s": rows / (ended - first) if first else float("nan"),
-        "peak_rss_mib": peak[0] / 2**20,
+        "peak_rss_mib": peak.mib(),
     }  # fmt: skip
 
 

@@ -12,7 +12,8 @@ Two floors, each with nothing of mathsynth in it:
   flight in all, against the same scripted server, timed from the moment every process has
   imported it to the last reply.
 
-``best_rate`` combines them: a run of ``n`` one-call seeds cannot beat ``n / (floor + n /
+``PeakRss`` samples a process tree's peak summed RSS while it runs (for both scripts).
+``best_rate`` combines the floors: a run of ``n`` one-call seeds cannot beat ``n / (floor + n /
 ceiling)`` records/s over the whole process, whatever it does between. It does not measure
 mathsynth and asserts nothing.
 """
@@ -89,21 +90,32 @@ def ray_floor(workers: int, tree_rss: Callable[[int], int]) -> dict[str, float]:
     started = time.time()
     proc = subprocess.Popen([sys.executable, "-c", RAY_FLOOR_SOURCE, str(workers)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    peak = [0]
-
-    def sample() -> None:
-        while proc.poll() is None:
-            peak[0] = max(peak[0], tree_rss(proc.pid))
-            time.sleep(0.1)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    peak = PeakRss(proc, tree_rss)
     _, err = proc.communicate()
     wall = time.time() - started
-    sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"the bare Ray floor exited {proc.returncode}:\n{err[-3000:]}")
-    return {"wall_s": wall, "peak_rss_mib": peak[0] / 2**20}
+    return {"wall_s": wall, "peak_rss_mib": peak.mib()}
+
+
+class PeakRss:
+    """The peak of ``tree_rss(proc.pid)``, sampled every 0.1 s on a thread until ``proc`` exits."""
+
+    def __init__(self, proc: subprocess.Popen[str], tree_rss: Callable[[int], int]) -> None:
+        self.peak = 0
+        self._proc, self._tree_rss = proc, tree_rss
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while self._proc.poll() is None:
+            self.peak = max(self.peak, self._tree_rss(self._proc.pid))
+            time.sleep(0.1)
+
+    def mib(self) -> float:
+        """Once the process has exited: the peak in MiB."""
+        self._thread.join()
+        return self.peak / 2**20
 
 
 def client_ceiling(base_url: str, workers: int, concurrency: int, n: int = 4000) -> float:

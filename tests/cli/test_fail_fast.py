@@ -95,17 +95,26 @@ def test_html_and_empty_bodies_are_named(tmp_path: Path, gsm8k_train: Path, wher
 # ------------------------------------------------------------------ during the run
 
 
+def run_60_seeds(
+    tmp_path: Path, seeds: Path, answer: str | Fault, **run: Any
+) -> tuple[int, str, int]:
+    """``(exit code, output, requests the server got)`` of a run over 60 seeds against a server
+    that lists the model (so the check sends no chat request) and answers every request with
+    ``answer``; ``run``: the pipeline's run settings."""
+    with ScriptedServer(reply=lambda body, index: answer, known_models=["s"]) as srv:
+        args = run_args(tmp_path, seeds, srv.base_url, "s", "--limit", "60")
+        args[1] = pipeline(tmp_path, **run)
+        code, out = run_cli(*args)
+        return code, out, srv.request_count
+
+
 def test_a_400_on_every_request_stops_after_the_first_seeds(
     tmp_path: Path, gsm8k_train: Path
 ) -> None:
     """The server lists the model (so the check sends no chat request) but rejects every real
     request: the run stops after ``stop_after_failures`` seeds instead of sending all 60."""
     fault = Fault(status=400, message="max_tokens is too large for this model")
-    with ScriptedServer(reply=lambda body, index: fault, known_models=["s"]) as srv:
-        args = run_args(tmp_path, gsm8k_train, srv.base_url, "s", "--limit", "60")
-        args[1] = pipeline(tmp_path, stop_after_failures=4)
-        code, out = run_cli(*args)
-        sent = srv.request_count
+    code, out, sent = run_60_seeds(tmp_path, gsm8k_train, fault, stop_after_failures=4)
     assert code == 1, out
     text = flat(out)
     assert (
@@ -127,11 +136,7 @@ def test_a_teacher_that_refuses_everything_stops_after_the_first_seeds(
     rejected. The run stops after ``stop_after_empty_seeds`` seeds instead of paying for all
     60, exits 1, and names why the items were dropped."""
     refusal = "I'm sorry, but I can't help with that request."
-    with ScriptedServer(reply=lambda body, index: refusal, known_models=["s"]) as srv:
-        args = run_args(tmp_path, gsm8k_train, srv.base_url, "s", "--limit", "60")
-        args[1] = pipeline(tmp_path, stop_after_empty_seeds=4)
-        code, out = run_cli(*args)
-        sent = srv.request_count
+    code, out, sent = run_60_seeds(tmp_path, gsm8k_train, refusal, stop_after_empty_seeds=4)
     assert code == 1, out
     text = flat(out)
     assert "run stopped: the first" in text and "seeds gave no row (items dropped:" in text
