@@ -18,8 +18,8 @@ and once, the teacher ceiling: requests/s a bare aiohttp client gets from the sa
 a bare private Ray with the run's number of actors (start to shutdown: seconds and peak RSS)
 and the ``openai`` client's own requests/s, from which each size's best possible whole-process
 records/s for any run of Ray actors sending through that client. Ratios come from one
-invocation; asserts nothing. Targets (issue 13): >= 500 records/s at 2,000 seeds and >= 1,000 at 20,000,
-first request <= 4 s, RSS <= 1 GB and flat (+-20%) from 20,000 to 200,000 seeds.
+invocation; asserts nothing. Targets (issue 13): >= 500 records/s at 2,000 seeds and >= 1,000
+at 20,000, first request <= 4 s, RSS <= 1 GB and flat (+-20%) from 20,000 to 200,000 seeds.
 
     .venv/bin/python benchmarks/overhead.py --sizes 2000,20000,200000
 """

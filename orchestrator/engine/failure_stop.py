@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.teacher.errors import TeacherError
+from orchestrator.telemetry.counters import dropped_by_reason
 
 __all__ = ["COUNTER", "FailureStop", "signature"]
 
@@ -106,12 +107,7 @@ class FailureStop:
 
 def _top_reasons(counters: dict[str, dict[str, float]], shown: int = 3) -> str:
     """``stage:reason=N`` of the most common ``dropped:<reason>`` counters, most first."""
-    dropped = {
-        f"{group}:{name.removeprefix('dropped:')}": int(value)
-        for group, names in counters.items()
-        for name, value in names.items()
-        if name.startswith("dropped:") and value
-    }
+    dropped = {reason: int(n) for reason, n in dropped_by_reason(counters).items() if n}
     top = sorted(dropped.items(), key=lambda kv: (-kv[1], kv[0]))
     text = ", ".join(f"{reason}={n}" for reason, n in top[:shown])
     more = len(top) - shown

@@ -52,6 +52,16 @@ class Counters:
         return any(self._data.values())
 
 
+def dropped_by_reason(counters: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """``{"stage:reason": n}`` for every ``dropped:<reason>`` counter of every group."""
+    return {
+        f"{group}:{name.removeprefix('dropped:')}": value
+        for group, names in counters.items()
+        for name, value in names.items()
+        if name.startswith("dropped:")
+    }
+
+
 def subtract(
     current: Mapping[str, Mapping[str, float]], previous: Mapping[str, Mapping[str, float]]
 ) -> dict[str, dict[str, float]]:

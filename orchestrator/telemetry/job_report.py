@@ -17,7 +17,7 @@ from typing import Any
 from orchestrator.output.store import OutputStore
 from orchestrator.teacher.pricing import Price
 from orchestrator.telemetry.actor_state import ClusterState
-from orchestrator.telemetry.counters import Counters
+from orchestrator.telemetry.counters import Counters, dropped_by_reason
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -108,14 +108,9 @@ def build_summary(
 ) -> dict[str, Any]:
     counters = Counters(snapshot.get("counters", {}))
     teacher = counters.group("teacher")
-    rejected: dict[str, float] = {}
-    produced: dict[str, float] = {}
-    for group, names in counters.as_dict().items():
-        if "produced" in names:
-            produced[group] = names["produced"]
-        for name, value in names.items():
-            if name.startswith("dropped:"):
-                rejected[f"{group}:{name.removeprefix('dropped:')}"] = value
+    groups = counters.as_dict()
+    rejected = dropped_by_reason(groups)
+    produced = {g: names["produced"] for g, names in groups.items() if "produced" in names}
     done = sum(state.outcomes.values())
     ledger = store.read_ledger(with_questions=False)
     cost, projected = cost_estimate(teacher, price, state.total_seeds - state.skipped, done)
