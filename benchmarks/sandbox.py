@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
+from benchmarks.sandbox_floor import fork_floor, machine_cpu_s  # noqa: E402
 from benchmarks.saturation import synthetic_seeds  # noqa: E402
 from orchestrator.core.prompts import load_template  # noqa: E402
 from orchestrator.core.records import Record  # noqa: E402
@@ -50,9 +51,11 @@ from orchestrator.methods.tinygsm.function_form import (  # noqa: E402
 )
 from orchestrator.sandbox import Sandbox, SandboxLimits, runner  # noqa: E402
 from orchestrator.sandbox.batch import BatchingExecutor  # noqa: E402
+from orchestrator.sandbox.warm_runner import PRELOAD  # noqa: E402
 from tests.support.tinygsm_teacher import plan_one_step  # noqa: E402
 
 _TICK = os.sysconf("SC_CLK_TCK")
+ARMS = ("naive", "pool", "floor")
 
 
 def tinygsm_programs(n: int) -> list[str]:
@@ -71,21 +74,22 @@ def tinygsm_programs(n: int) -> list[str]:
     return out
 
 
-def naive(programs: list[str], parallel: int) -> tuple[float, float, list[str]]:
-    """(wall s, CPU s, stdouts) of ``python -c`` per program, ``parallel`` at a time."""
+def naive(programs: list[str], parallel: int) -> tuple[float, float, float, list[str]]:
+    """(wall s, CPU s, machine CPU s, stdouts) of ``python -c`` per program, ``parallel`` at a
+    time."""
 
     def one(code: str) -> str:
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
         return done.stdout.decode()
 
-    before, cpu, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.process_time(), 0.0
-    start = time.monotonic()
+    before, cpu = resource.getrusage(resource.RUSAGE_CHILDREN), time.process_time()
+    start, machine = time.monotonic(), machine_cpu_s()
     with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
         outs = list(pool.map(one, programs))
-    wall = time.monotonic() - start
+    wall, machine = time.monotonic() - start, machine_cpu_s() - machine
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     children = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return wall, children + time.process_time() - cpu, outs
+    return wall, children + time.process_time() - cpu, machine, outs
 
 
 def _tree_cpu(pid: int) -> float:
@@ -103,17 +107,21 @@ def runners_cpu(sb: Sandbox) -> float:
     return sum(_tree_cpu(r.proc.pid) for r in sb._pool()._runners)
 
 
-def pooled(sb: Sandbox, programs: list[str], slots: int) -> tuple[float, float, float, list[str]]:
-    """(wall s, host CPU s, runners' CPU s, stdouts) through ``BatchingExecutor``."""
+def pooled(
+    sb: Sandbox, programs: list[str], slots: int
+) -> tuple[float, float, float, float, list[str]]:
+    """(wall s, host CPU s, runners' CPU s, machine CPU s, stdouts) through
+    ``BatchingExecutor``."""
 
     async def main() -> list[str]:
         executor = BatchingExecutor(sb, slots=slots)
         return [r.stdout for r in await executor.run(programs)]
 
-    jail, cpu, start = runners_cpu(sb), time.process_time(), time.monotonic()
+    jail, cpu, machine = runners_cpu(sb), time.process_time(), machine_cpu_s()
+    start = time.monotonic()
     outs = asyncio.run(main())
-    wall = time.monotonic() - start
-    return wall, time.process_time() - cpu, runners_cpu(sb) - jail, outs
+    wall, machine = time.monotonic() - start, machine_cpu_s() - machine
+    return wall, time.process_time() - cpu, runners_cpu(sb) - jail, machine, outs
 
 
 def bench_programs(args: argparse.Namespace) -> None:
@@ -125,30 +133,40 @@ def bench_programs(args: argparse.Namespace) -> None:
     sb = Sandbox(SandboxLimits(), warm=True)
     assert sb.isolation == runner.ISOLATION_POOL
     pooled(sb, programs[:20], args.parallel)  # start the runners
-    p_wall = p_host = p_jail = n_wall = n_cpu = 0.0
-    p_out: list[str] = []
-    n_out: list[str] = []
+    wall = dict.fromkeys(ARMS, 0.0)
+    cpu = dict.fromkeys(ARMS, 0.0)
+    machine = dict.fromkeys(ARMS, 0.0)
+    outs: dict[str, list[str]] = {arm: [] for arm in ARMS}
+    host = jail = 0.0
     step = -(-len(programs) // args.rounds)
-    for i in range(0, len(programs), step):  # arms alternate, so load drift hits both
+    for i in range(0, len(programs), step):  # arm order rotates, so load drift hits all three
         chunk = programs[i : i + step]
-        arms = ["pool", "naive"] if (i // step) % 2 == 0 else ["naive", "pool"]
-        for arm in arms:
+        k = (i // step) % 3
+        for arm in (ARMS * 2)[k : k + 3]:
             if arm == "pool":
-                wall, host, jail, outs = pooled(sb, chunk, args.parallel)
-                p_wall, p_host, p_jail = p_wall + wall, p_host + host, p_jail + jail
-                p_out += outs
+                took, h, j, m, got = pooled(sb, chunk, args.parallel)
+                host, jail, c = host + h, jail + j, h + j
+            elif arm == "naive":
+                took, c, m, got = naive(chunk, args.parallel)
             else:
-                wall, cpu, outs = naive(chunk, args.parallel)
-                n_wall, n_cpu = n_wall + wall, n_cpu + cpu
-                n_out += outs
-    p_cpu = p_host + p_jail
-    same = sum(a == b for a, b in zip(p_out, n_out, strict=True))
+                took, c, m, got = fork_floor(chunk, args.parallel, list(PRELOAD))
+            wall[arm], cpu[arm], machine[arm] = wall[arm] + took, cpu[arm] + c, machine[arm] + m
+            outs[arm] += got
+    same = sum(a == b == c for a, b, c in zip(*outs.values(), strict=True))
     n = len(programs)
-    print(f"naive subprocess: {n / n_wall:8.1f} programs/s  {n_cpu / n * 1e3:6.2f} CPU ms/program")
-    print(f"warm pool:        {n / p_wall:8.1f} programs/s  {p_cpu / n * 1e3:6.2f} CPU ms/program "
-          f"(host {p_host / n * 1e3:.2f}, runners {p_jail / n * 1e3:.2f})")  # fmt: skip
-    print(f"ratio: {n_wall / p_wall:.1f}x programs/s (target >= 20x), "
-          f"{n_cpu / p_cpu:.1f}x less CPU per program; same stdout for {same}/{n}")  # fmt: skip
+    print(f"{'':18}{'programs/s':>10}  {'CPU ms/program':>14}  {'machine CPU ms/program':>22}")
+    for arm, label in zip(ARMS, ("naive subprocess", "warm pool", "fork floor"), strict=True):
+        note = {"pool": f"  (host {host / n * 1e3:.2f}, runners {jail / n * 1e3:.2f})",
+                "floor": "  (fork, run, exit; no isolation at all)"}.get(arm, "")  # fmt: skip
+        print(f"{label:18}{n / wall[arm]:10.1f}  {cpu[arm] / n * 1e3:14.2f}  "
+              f"{machine[arm] / n * 1e3:22.2f}{note}")  # fmt: skip
+    print(f"ratio: {wall['naive'] / wall['pool']:.1f}x programs/s (target >= 20x), "
+          f"{machine['naive'] / machine['pool']:.1f}x less machine CPU per program; "
+          f"same stdout for {same}/{n} in all arms")  # fmt: skip
+    print(f"the fork floor's ratio, the most any one-fork-per-program design reaches here: "
+          f"{wall['naive'] / wall['floor']:.1f}x programs/s, "
+          f"{machine['naive'] / machine['floor']:.1f}x less machine CPU; the pool costs "
+          f"{machine['pool'] / machine['floor']:.2f}x the floor's machine CPU per program")  # fmt: skip
 
 
 def bench_pipeline(args: argparse.Namespace) -> None:
@@ -173,14 +191,15 @@ def bench_pipeline(args: argparse.Namespace) -> None:
             for round_ in range(args.pipeline_rounds):
                 seeds = synthetic_seeds(args.seeds + round_)[round_:]
                 with tempfile.TemporaryDirectory() as out:
-                    start = time.monotonic()
+                    start, machine = time.monotonic(), machine_cpu_s()
                     summary = run_job(cfg, seeds, out)
-                    wall = time.monotonic() - start
+                    wall, machine = time.monotonic() - start, machine_cpu_s() - machine
                 done = summary["seeds_accepted"] + summary["seeds_rejected"]
                 print(f"round {round_}: {done} of {len(seeds)} seeds done in {wall:.1f}s = "
-                      f"{done / wall:.1f} seeds/s (target >= 100), {summary['rows_written']} "
-                      f"rows, {summary['seeds_failed']} failed; load average "
-                      f"{os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+                      f"{done / wall:.1f} seeds/s (target >= 100: 20 ms of machine CPU per "
+                      f"seed on 2 cores), {machine / done * 1e3:.1f} ms of machine CPU per "
+                      f"seed, {summary['rows_written']} rows, {summary['seeds_failed']} failed; "
+                      f"load average {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
     finally:
         ray.shutdown()
 

@@ -5,12 +5,16 @@ command, ``python -I -S -X utf8 -c <this source> CONFIG_JSON`` (standard library
 in new pid/mount/ipc/uts/cgroup (and network) namespaces with only CAP_SYS_ADMIN, CAP_SETUID,
 CAP_SETGID and CAP_KILL. It sets the programs' environment and ``sys.path``, imports the
 modules programs commonly need, makes itself non-dumpable (its ``/proc`` entries are closed to
-programs), freezes its objects for the garbage collector and waits on its socket (a
+programs), sets the jail's IPC limits to zero (``close_ipc``: no program can create a System V
+segment, queue or semaphore set or a POSIX message queue, so none can be left for the next; where
+the limits cannot be set, each program gets a fresh IPC namespace instead), freezes its objects
+for the garbage collector and waits on its socket (a
 SOCK_SEQPACKET, one message per send). For each ``R`` message, which carries four file
 descriptors (a memfd with the program, stdin, stdout, stderr) and never any program text:
 
 1. fork. The child reads the memfd (the source and its code object, see
-   ``pool_job.program_image``; the runner never reads it), makes a fresh IPC namespace and session,
+   ``pool_job.program_image``; the runner never reads it), makes a new session (and a fresh IPC
+   namespace when ``close_ipc`` could not set the limits),
    moves the descriptors to 0-2 and closes every other one, drops to the jail's unprivileged
    uid/gid with no groups (which clears the permitted, effective and ambient capabilities; the
    runner emptied the inheritable set at start), changes to the work dir (a tmpfs of
@@ -52,6 +56,13 @@ CLONE_NEWIPC = 0x08000000
 MNT_DETACH = 2
 MS_NOSUID = 2
 MS_NODEV = 4
+# the jail's IPC namespace (bubblewrap's --unshare-ipc: these files are per IPC namespace)
+IPC_LIMITS = (
+    "/proc/sys/kernel/shmmni",
+    "/proc/sys/kernel/msgmni",
+    "/proc/sys/fs/mqueue/queues_max",
+)
+SEM_LIMITS = "/proc/sys/kernel/sem"  # SEMMSL SEMMNS SEMOPM SEMMNI: SEMMNI (sets) goes to 0
 
 
 def _libc() -> Any:
@@ -92,6 +103,7 @@ class Runner:
         self.libc = _libc()
         self.workdir: str = config["workdir"]
         self.null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        self.ipc_per_program = True  # until ``close_ipc`` succeeds
 
     def setup(self) -> None:
         _check(self.libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(DUMPABLE)")
@@ -105,9 +117,32 @@ class Runner:
             except ImportError:
                 pass
         compile("x = 1", "warmup", "exec")
+        self.ipc_per_program = not (self.cfg["close_ipc"] and self.close_ipc())
         self.fresh_workdir(first=True)
         gc.collect()
         gc.freeze()  # forked children do not touch the runner's objects when they collect
+
+    def close_ipc(self) -> bool:
+        """Set the jail's IPC limits to zero (module doc); True when they read back as zero.
+        Programs lack CAP_SYS_RESOURCE and CAP_IPC_OWNER, so the limits hold for them. Never
+        in the host's IPC namespace (the config names it): False there, nothing written."""
+        try:
+            if os.stat("/proc/self/ns/ipc").st_ino == self.cfg["host_ipc_ns"]:
+                return False
+            with open(SEM_LIMITS) as fh:
+                sem = fh.read().split()
+            sem[3] = "0"
+            for path, value in (*((p, "0") for p in IPC_LIMITS), (SEM_LIMITS, " ".join(sem))):
+                with open(path, "w") as fh:
+                    fh.write(value)
+            for path in IPC_LIMITS:
+                with open(path) as fh:
+                    if fh.read().strip() != "0":
+                        return False
+            with open(SEM_LIMITS) as fh:
+                return fh.read().split()[3] == "0"
+        except (OSError, IndexError):
+            return False
 
     def fresh_workdir(self, first: bool = False) -> None:
         path = self.workdir.encode()
@@ -198,7 +233,8 @@ def _child(runner: Runner, fds: list[int], status_w: int) -> None:
         while chunk := os.pread(code_fd, 1 << 20, len(image)):
             image += chunk
         os.setsid()
-        _check(runner.libc.unshare(CLONE_NEWIPC), "unshare(CLONE_NEWIPC)")
+        if runner.ipc_per_program:
+            _check(runner.libc.unshare(CLONE_NEWIPC), "unshare(CLONE_NEWIPC)")
         for target, fd in ((0, stdin_fd), (1, out_fd), (2, err_fd)):
             os.dup2(fd, target)
         os.dup2(status_w, 3)

@@ -18,7 +18,7 @@ class SandboxError(RuntimeError):
 class SandboxLimits(BaseModel):
     """Limits applied to every process of one sandboxed run."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     wall_time_s: float = Field(default=5.0, gt=0)
     """The whole process tree is killed after this many seconds."""

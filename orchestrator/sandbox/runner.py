@@ -157,6 +157,7 @@ class Sandbox:
         self.limits = limits if limits is not None else SandboxLimits()
         self._work_root = os.fspath(work_root) if work_root is not None else None
         self._mode = _choose_mode(self.limits.use_bwrap, warm)
+        self._pool_key = self.limits.model_dump_json()  # the limits are frozen
         workdirs.sweep(self._work_root)
 
     @property
@@ -174,7 +175,7 @@ class Sandbox:
         return dict(self._pool().stats) if self._mode == MODE_POOL else {}
 
     def _pool(self) -> WarmPool:
-        key = self.limits.model_dump_json()
+        key = self._pool_key
         with _pools_lock:
             if key not in _pools or _pools[key].closed:
                 _pools[key] = WarmPool(self.limits, POOL_SIZE)

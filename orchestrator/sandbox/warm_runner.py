@@ -67,6 +67,8 @@ def runner_config(limits: SandboxLimits, uid: int, gid: int, sock_fd: int) -> di
         "env": env,
         "sys_path": _program_sys_path(),
         "preload": list(PRELOAD),
+        "close_ipc": True,  # False: a fresh IPC namespace per program instead (``_warm``)
+        "host_ipc_ns": os.stat("/proc/self/ns/ipc").st_ino,  # where the limits must stay
     }
 
 
