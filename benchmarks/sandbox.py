@@ -1,5 +1,5 @@
-"""How cheap is a sandboxed program? The warm pool vs a naive subprocess per program, and the
-full TinyGSM pipeline's seeds/s.
+"""How cheap is a sandboxed program? The warm pool vs a naive subprocess per program and vs the
+fork floor, and the full TinyGSM pipeline's seeds/s.
 
 ``programs`` (default): the same 2,000 TinyGSM programs (what the one-step pipeline executes:
 the scripted teacher's programs in TinyGSM function form plus the result harness) run
@@ -7,20 +7,25 @@ the scripted teacher's programs in TinyGSM function form plus the result harness
 * naively: ``subprocess.run([python, "-c", code])`` per program, no sandbox at all, two at a
   time (two cores);
 * on the warm pool (``Sandbox`` as root with bubblewrap: a bubblewrap jail per runner, one fork
-  per program, own uid, pid and IPC namespace, tmpfs work dir, limits), two runners, through
-  ``BatchingExecutor(slots=2)`` as the worker uses it;
+  per program, own uid and pid namespace, no IPC objects, tmpfs work dir, limits), two
+  runners, through ``BatchingExecutor(slots=2)`` as the worker uses it;
+* at the fork floor (``sandbox_floor``): compile, fork, run, exit in two plain preloaded
+  Pythons, no isolation at all: the least a fork per program costs here;
 
-in alternating chunks (``--rounds``, so load drift on a shared machine hits both arms), and
-prints programs/s and CPU ms per program of each (naive: this process plus its children;
-pool: this process, its pool thread included, plus the runners and everything they forked, read
-from ``/proc``) and their ratios (target: >= 20x the naive rate). Both must produce the same
-stdout for every program, and the pool must be the isolation the containment tests check
-(``tests/sandbox``; run them, this script does not).
+in chunks whose arm order rotates (``--rounds``, so load drift on a shared machine hits every
+arm), and prints programs/s, CPU ms per program of each arm's processes (naive: this process
+plus its children; pool: this process, its pool thread included, plus the runners and
+everything they forked, read from ``/proc``; floor: its Pythons and their children) and machine
+CPU ms per program (``/proc/stat``: kernel threads included, e.g. namespace teardown), and the
+ratios to naive (target: >= 20x the naive rate; the floor's ratio is the most any
+one-fork-per-program design reaches). All arms must produce the same stdout for every program,
+and the pool must be the isolation the containment tests check (``tests/sandbox``; run them,
+this script does not).
 
 ``pipeline``: the whole engine (Ray on 2 CPUs, 2 workers, the scripted teacher on loopback with
 zero latency, one-step TinyGSM with 10 problems per seed, dedup, parquet commits): seeds/s over
-``--seeds`` seeds (target >= 100), with the sandbox's share of the workers' CPU as the pool
-counts it.
+``--seeds`` seeds (target >= 100) and machine CPU ms per seed (100 seeds/s on 2 cores allows
+20).
 """
 
 from __future__ import annotations
