@@ -3,13 +3,14 @@ warm pool against.
 
 ``fork_floor`` runs the programs the way any forkserver-style sandbox must at the very least,
 and nothing more: ``parallel`` plain Pythons (``-I -S``, the runner's preloaded modules
-imported, objects frozen for the collector, as ``_warm`` starts) each compile a program, fork,
-and the child points stdout at a pipe, runs the code object as ``__main__``, flushes and exits (status 1, no
-traceback, when it raises); the parent reads the pipe to EOF and reaps the child. No jail, no namespace, no uid change, no
-limits, no work dir, no host round trip, no check of the result. Its CPU per program
-(the Pythons and every child, from the first program to the last; their start-up is left out)
-bounds the ratio to the naive arm that any one-fork-per-program design can reach here. It does
-not measure mathsynth and asserts nothing.
+imported, objects frozen for the collector, as ``_warm`` starts) each compile a program and
+fork; the child points stdout at a pipe, runs the code object as ``__main__``, flushes and exits
+(status 1, no traceback, when it raises); the parent reads the pipe to EOF and reaps the child.
+No jail, no namespace, no uid change, no limits, no work dir, no host round trip, no check of
+the result. Its CPU per program (the Pythons and every child, from the first program to the
+last; their start-up is left out) bounds the ratio to the naive arm that any
+one-fork-per-program design can reach here. ``machine_cpu_s`` reads the whole machine's busy
+time, for every arm of ``sandbox.py``. It does not measure mathsynth and asserts nothing.
 """
 
 from __future__ import annotations
